@@ -1,0 +1,1 @@
+/* Loop and transport tests: X(name) per test (see test.h). */

@@ -1,0 +1,1 @@
+/* TLS engine tests: X(name) per test (see test.h). */

@@ -1,0 +1,68 @@
+/*
+ * test.h -- the C test harness (libuv's test style, small).
+ *
+ * A test is `TEST_IMPL(name) { ... return 0; }', listed once in
+ * test-list.h.  The runner (run-tests.c) forks each test, bounds it with an
+ * alarm, and prints one line per test and a summary line
+ * "c: N passed, M failed".
+ */
+#ifndef CASL_TEST_H
+#define CASL_TEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TEST_IMPL(name) int test_##name(void)
+#define TEST_DECLARE(name) int test_##name(void);
+
+/* Directory with the test certificates (made by t/make-certs.sh), set by
+ * the runner before any test starts. */
+extern const char *test_certs_dir;
+/* test_cert_path("ca.pem") -> "<certs dir>/ca.pem" (static buffer ring). */
+const char *test_cert_path(const char *file);
+/* Reads a whole file into a malloc'd buffer; *len gets its size. */
+char *test_read_file(const char *path, size_t *len);
+
+#define ASSERT(expr)                                                        \
+  do {                                                                      \
+    if (!(expr)) {                                                          \
+      fprintf(stderr, "  assertion failed: %s (%s:%d)\n", #expr, __FILE__, \
+              __LINE__);                                                    \
+      return 1;                                                             \
+    }                                                                       \
+  } while (0)
+
+#define ASSERT_EQ(a, b)                                                     \
+  do {                                                                      \
+    long long a_ = (long long)(a), b_ = (long long)(b);                     \
+    if (a_ != b_) {                                                         \
+      fprintf(stderr, "  assertion failed: %s == %s (%lld != %lld) (%s:%d)\n", \
+              #a, #b, a_, b_, __FILE__, __LINE__);                          \
+      return 1;                                                             \
+    }                                                                       \
+  } while (0)
+
+#define ASSERT_OK(expr) ASSERT_EQ((expr), 0)
+
+#define ASSERT_STR_EQ(a, b)                                                 \
+  do {                                                                      \
+    const char *a_ = (a), *b_ = (b);                                        \
+    if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {                  \
+      fprintf(stderr, "  assertion failed: %s == %s (\"%s\" != \"%s\") (%s:%d)\n", \
+              #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)", __FILE__,     \
+              __LINE__);                                                    \
+      return 1;                                                             \
+    }                                                                       \
+  } while (0)
+
+/* Runs a sub-check that returns non-zero on failure, propagating it. */
+#define CHECK(call)                                                         \
+  do {                                                                      \
+    if ((call) != 0) {                                                      \
+      fprintf(stderr, "  failed: %s (%s:%d)\n", #call, __FILE__, __LINE__); \
+      return 1;                                                             \
+    }                                                                       \
+  } while (0)
+
+#endif
