@@ -419,12 +419,10 @@ CASL_EXTERN void casl_notifier_close(casl_notifier *n);
 #define CASL_AF_INET6  6
 
 /* Resolves host asynchronously (family CASL_AF_*); the `dns' callback
- * fires once with id.  *out_req (may be NULL) can cancel it. */
-typedef struct casl_dns casl_dns;
+ * fires once with id (lookups still running when the loop is freed are
+ * cancelled without a callback). */
 CASL_EXTERN int casl_dns_lookup(casl_loop *loop, int64_t id, const char *host,
-                                int family, casl_dns **out_req);
-/* Cancels a lookup; its callback then fires with UV_EAI_CANCELED. */
-CASL_EXTERN void casl_dns_cancel(casl_dns *req);
+                                int family);
 
 /* ------------------------------------------------------------------------ */
 /* TCP                                                                       */
@@ -494,10 +492,12 @@ CASL_EXTERN int casl_tcp_connected(const casl_tcp *c);
 
 /* Puts a TLS filter on c (client, or server with `server'), on ctx
  * (referenced).  name/session_key as for casl_tls_new.  The filter starts
- * at once if c is connected, else right after the connection.  Plaintext
- * already queued but not sent is held for after the handshake; bytes
- * already received and dispatched stay plaintext.  `connect' fires once
- * the handshake completes.  handshake_timeout_ms: 0 for none. */
+ * at once if c is connected, else right after the connection.  On a
+ * connected socket (STARTTLS), bytes queued before the call go out as
+ * plaintext first, and received bytes not yet dispatched are fed to the
+ * filter instead of the application.  Writes after the call are held
+ * until the handshake completes.  `connect' fires once it completes.
+ * handshake_timeout_ms: 0 for none. */
 CASL_EXTERN int casl_tcp_start_tls(casl_tcp *c, casl_tls_ctx *ctx, int server,
                                    const char *name, const char *session_key,
                                    uint64_t handshake_timeout_ms);

@@ -9,7 +9,9 @@
  * removed at the end.  The last line is "c: N passed, M failed"; the exit
  * status is 0 only when nothing failed.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>

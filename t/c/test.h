@@ -45,6 +45,17 @@ char *test_read_file(const char *path, size_t *len);
 
 #define ASSERT_OK(expr) ASSERT_EQ((expr), 0)
 
+/* For callbacks that return nothing: a failure aborts the test process. */
+#define ASSERT_VOID(expr)                                                   \
+  do {                                                                      \
+    if (!(expr)) {                                                          \
+      fprintf(stderr, "  assertion failed: %s (%s:%d)\n", #expr, __FILE__, \
+              __LINE__);                                                    \
+      abort();                                                              \
+    }                                                                       \
+  } while (0)
+#define ASSERT_OK_VOID(expr) ASSERT_VOID((expr) == 0)
+
 #define ASSERT_STR_EQ(a, b)                                                 \
   do {                                                                      \
     const char *a_ = (a), *b_ = (b);                                        \
