@@ -177,8 +177,10 @@ CASL_EXTERN int casl_tls_ctx_set_alpn(casl_tls_ctx *ctx,
                                       const unsigned char *wire, size_t len);
 
 /* Server SNI: when a client asks for a name matching pattern (an exact
- * name, or "*.example.com" for one label), the connection switches to
- * child's certificate and key.  The context keeps a reference to child. */
+ * name, or "*.example.com" for one label; case-insensitive; first match
+ * wins), the connection switches to child's certificate, key, trust store,
+ * verify mode, options and versions (and ALPN list, if child has one).
+ * The context keeps a reference to child. */
 CASL_EXTERN int casl_tls_ctx_add_sni(casl_tls_ctx *ctx, const char *pattern,
                                      casl_tls_ctx *child);
 /* Server SNI decided by the application: for every ClientHello whose name
@@ -188,12 +190,16 @@ CASL_EXTERN int casl_tls_ctx_set_sni_ask(casl_tls_ctx *ctx, int on);
 
 /* Client session resumption: filters created with a session key offer the
  * last session stored under that key (TLS 1.2 ids and TLS 1.3 tickets).
- * On by default; `max' bounds the number of keys kept (0: off). */
+ * On by default; `max' bounds the number of keys kept, least recently used
+ * evicted (0: off; default 1024).  Changing it empties the cache.  On a
+ * server context: the size of the server's session cache (0: off; tickets
+ * stay on unless SSL_OP_NO_TICKET). */
 CASL_EXTERN int casl_tls_ctx_set_session_cache(casl_tls_ctx *ctx, int max);
 
 /* Key logging (NSS key log format, one line per secret).  The callback
- * variant gets each line without its newline; the file variant appends
- * lines to path (NULL: off).  Off by default. */
+ * variant gets each line without its newline (from the filter, before its
+ * next callback; cb NULL: off); the file variant appends lines to path,
+ * created with mode 0600 (NULL: off).  Off by default. */
 typedef void (*casl_tls_keylog_cb)(void *ud, const char *line);
 CASL_EXTERN int casl_tls_ctx_set_keylog_cb(casl_tls_ctx *ctx,
                                            casl_tls_keylog_cb cb, void *ud);
@@ -223,17 +229,19 @@ typedef struct casl_tls_callbacks {
   void (*handshake)(void *ud);
   /* The peer sent close_notify: a clean end of its data. */
   void (*close_notify)(void *ud);
-  /* A fatal error: CASL_ETLS, CASL_EVERIFY or CASL_ETRUNCATED; the text is
-   * in casl_tls_error().  Pending alerts were emitted through `ciphertext'
-   * first.  The filter accepts no more input afterwards. */
+  /* A fatal error: CASL_ETLS, CASL_EVERIFY or CASL_ETRUNCATED (CASL_ENOMEM
+   * when memory or an `alloc' buffer was missing); the text is in
+   * casl_tls_error().  Pending alerts were emitted through `ciphertext'
+   * first.  Called once; the filter accepts no more input afterwards. */
   void (*error)(void *ud, int code);
   /* Server, with casl_tls_ctx_set_sni_ask: the client asked for `name'
    * (NULL: no SNI).  Call casl_tls_sni_select to go on. May be NULL. */
   void (*sni)(void *ud, const char *name);
 } casl_tls_callbacks;
 
-/* Creates a filter on ctx (referenced until the filter is freed).
- * name: client only, the server name for SNI and verification: a DNS name,
+/* Creates a filter on ctx (referenced until the filter is freed); server
+ * must match the context's role.  alloc, plaintext and ciphertext are
+ * required, the other callbacks may be NULL.  name: client only, the server name for SNI and verification: a DNS name,
  * or an IP literal that is checked against the certificate's IP SANs and
  * not sent as SNI; NULL: no SNI and no name check.  session_key: client
  * only, the key under which sessions are saved and offered (NULL: no
@@ -242,21 +250,37 @@ typedef struct casl_tls_callbacks {
 CASL_EXTERN int casl_tls_new(casl_tls **out, casl_tls_ctx *ctx, int server,
                              const char *name, const char *session_key,
                              const casl_tls_callbacks *cbs, void *ud);
-/* Starts the handshake (a client emits its ClientHello). */
+/* The calls below that drive the filter (start, feed, write, shutdown,
+ * eof, sni_select) return 0 when the filter did its work, including when
+ * a fatal TLS failure happened meanwhile: that is reported once, through
+ * the `error' callback, never also as a return value.  They return
+ * CASL_ECLOSED on a filter that failed (or is being freed), CASL_EINVAL
+ * for bad arguments, CASL_ENOMEM when plaintext could not be held. */
+
+/* Starts the handshake (a client emits its ClientHello).  Feeding a filter
+ * starts it too.  A second call does nothing. */
 CASL_EXTERN int casl_tls_start(casl_tls *t);
-/* Received ciphertext.  Emits plaintext, ciphertext and state callbacks. */
+/* Received ciphertext.  Emits plaintext, ciphertext and state callbacks.
+ * Bytes that arrive after the peer's close_notify are ignored; CASL_ECLOSED
+ * after casl_tls_eof. */
 CASL_EXTERN int casl_tls_feed(casl_tls *t, const char *buf, size_t len);
 /* Plaintext to send, copied.  Before the handshake completes it is held
  * and sent, in order, right after it; afterwards it is encrypted at once. */
 CASL_EXTERN int casl_tls_write(casl_tls *t, const char *buf, size_t len);
 /* Bytes of plaintext held until the handshake completes. */
 CASL_EXTERN size_t casl_tls_pending_plaintext(const casl_tls *t);
-/* Sends close_notify (once).  Further writes fail with CASL_ECLOSED. */
+/* Sends close_notify (once; before the handshake completes it is sent
+ * right after it and the held plaintext).  Further writes fail with
+ * CASL_ECLOSED. */
 CASL_EXTERN int casl_tls_shutdown(casl_tls *t);
-/* The transport hit EOF: emits close_notify if it was seen, else the
- * CASL_ETRUNCATED error (or CASL_ETLS during the handshake). */
+/* The transport hit EOF.  After a close_notify (already reported through
+ * `close_notify') nothing happens; otherwise the remaining plaintext is
+ * delivered, then the CASL_ETRUNCATED error (CASL_ETLS during the
+ * handshake). */
 CASL_EXTERN int casl_tls_eof(casl_tls *t);
-/* Answers a `sni' callback: ctx (NULL: keep the default context). */
+/* Answers a `sni' callback (from inside it or later): ctx, a server
+ * context (NULL: keep the default context).  CASL_ESTATE when the filter
+ * is not waiting for an answer. */
 CASL_EXTERN int casl_tls_sni_select(casl_tls *t, casl_tls_ctx *ctx);
 /* Frees the filter (deferred if called from inside one of its callbacks). */
 CASL_EXTERN void casl_tls_free(casl_tls *t);
@@ -264,8 +288,12 @@ CASL_EXTERN void casl_tls_free(casl_tls *t);
 CASL_EXTERN const char *casl_tls_error(const casl_tls *t);
 /* The filter's application pointer. */
 CASL_EXTERN void *casl_tls_get_ud(const casl_tls *t);
+/* The filter's SSL* (an escape hatch for settings this API lacks).  Do not
+ * free it or change its BIOs. */
+CASL_EXTERN void *casl_tls_ssl(casl_tls *t);
 
-/* Queries, valid after the handshake (NULL or 0 before). */
+/* Queries, valid after the handshake (NULL or 0 before) and until the
+ * filter is freed. */
 CASL_EXTERN int casl_tls_handshake_done(const casl_tls *t);
 CASL_EXTERN const char *casl_tls_protocol(const casl_tls *t); /* "TLSv1.3" */
 CASL_EXTERN const char *casl_tls_cipher(const casl_tls *t);
@@ -274,7 +302,9 @@ CASL_EXTERN const char *casl_tls_alpn(const casl_tls *t);
 /* Server: the name the client asked for (NULL: none). */
 CASL_EXTERN const char *casl_tls_server_name(const casl_tls *t);
 CASL_EXTERN int casl_tls_session_reused(const casl_tls *t);
-/* X509 verification result code (0 = ok) and its text. */
+/* X509 verification result code (0 = ok) and its text, also valid after a
+ * failed handshake.  (A client that sent no certificate to a server that
+ * requires one fails with CASL_EVERIFY while this stays 0.) */
 CASL_EXTERN long casl_tls_verify_result(const casl_tls *t);
 CASL_EXTERN const char *casl_tls_verify_string(const casl_tls *t);
 
