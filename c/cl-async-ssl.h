@@ -155,7 +155,9 @@ CASL_EXTERN int casl_tls_ctx_use_private_key_mem(casl_tls_ctx *ctx,
                                                  const char *data, size_t len,
                                                  int type,
                                                  const char *password);
-/* 0 if the loaded key matches the loaded certificate, CASL_ECONFIG if not. */
+/* 0 if the loaded key matches the loaded certificate, CASL_ECONFIG if not.
+ * After a CASL_ECONFIG from a certificate or key call, the context's
+ * certificate and key are unspecified: load them again or discard it. */
 CASL_EXTERN int casl_tls_ctx_check_private_key(casl_tls_ctx *ctx);
 
 /* Trust anchors: a PEM file and/or a hashed directory (either may be NULL),

@@ -76,7 +76,8 @@ struct casl_tls_ctx {
   int server;
   int adopted;
   int verify;
-  int have_key;
+  int cert_type; /* EVP_PKEY base id of the last certificate loaded */
+  int key_type;  /* and of the last private key */
   char err[ERR_LEN];
   /* server: ALPN preference list, wire format */
   unsigned char *alpn;
@@ -797,17 +798,33 @@ int casl_tls_ctx_set_versions(casl_tls_ctx *ctx, int min, int max) {
   return 0;
 }
 
-/* After a certificate or key was loaded: both present must match. */
-static int check_pair(casl_tls_ctx *ctx) {
-  if (!ctx->have_key || SSL_CTX_get0_certificate(ctx->ssl_ctx) == NULL)
+static int mismatch(casl_tls_ctx *ctx) {
+  ERR_clear_error();
+  casl__strlcpy(ctx->err, "the private key does not match the certificate",
+                sizeof(ctx->err));
+  return CASL_ECONFIG;
+}
+
+/* After a certificate was loaded: if the last key loaded is of the same
+ * type it must match (OpenSSL would silently drop it).  A key of another
+ * type is left alone, so a context can hold an RSA and an ECDSA pair. */
+static int check_after_cert(casl_tls_ctx *ctx) {
+  X509 *x = SSL_CTX_get0_certificate(ctx->ssl_ctx);
+  EVP_PKEY *pub = x != NULL ? X509_get0_pubkey(x) : NULL;
+  ctx->cert_type = pub != NULL ? EVP_PKEY_get_base_id(pub) : 0;
+  if (ctx->key_type != 0 && ctx->key_type == ctx->cert_type &&
+      !SSL_CTX_check_private_key(ctx->ssl_ctx))
+    return mismatch(ctx);
+  return 0;
+}
+
+/* After a key was loaded: it must belong to the last certificate. */
+static int check_after_key(casl_tls_ctx *ctx) {
+  if (ctx->cert_type == 0)
     return 0;
-  if (!SSL_CTX_check_private_key(ctx->ssl_ctx)) {
-    ERR_clear_error();
-    casl__strlcpy(ctx->err,
-                  "the private key does not match the certificate",
-                  sizeof(ctx->err));
-    return CASL_ECONFIG;
-  }
+  if (ctx->cert_type != ctx->key_type ||
+      !SSL_CTX_check_private_key(ctx->ssl_ctx))
+    return mismatch(ctx);
   return 0;
 }
 
@@ -823,7 +840,7 @@ int casl_tls_ctx_use_certificate_chain_file(casl_tls_ctx *ctx,
              path);
     return ctx_fail(ctx, CASL_ECONFIG, what, 1);
   }
-  if ((rc = check_pair(ctx)) != 0)
+  if ((rc = check_after_cert(ctx)) != 0)
     return rc;
   ctx_ok(ctx);
   return 0;
@@ -868,7 +885,7 @@ int casl_tls_ctx_use_certificate_chain_mem(casl_tls_ctx *ctx, const char *pem,
     goto done;
   }
   ERR_clear_error();
-  if ((rc = check_pair(ctx)) == 0)
+  if ((rc = check_after_cert(ctx)) == 0)
     ctx_ok(ctx);
 done:
   X509_free(x);
@@ -937,14 +954,11 @@ int casl_tls_ctx_use_private_key_mem(casl_tls_ctx *ctx, const char *data,
                     0);
   if (!SSL_CTX_use_PrivateKey(ctx->ssl_ctx, pkey)) {
     EVP_PKEY_free(pkey);
-    ERR_clear_error();
-    casl__strlcpy(ctx->err, "the private key does not match the certificate",
-                  sizeof(ctx->err));
-    return CASL_ECONFIG;
+    return mismatch(ctx);
   }
+  ctx->key_type = EVP_PKEY_get_base_id(pkey);
   EVP_PKEY_free(pkey);
-  ctx->have_key = 1;
-  if ((rc = check_pair(ctx)) != 0)
+  if ((rc = check_after_key(ctx)) != 0)
     return rc;
   ctx_ok(ctx);
   return 0;
@@ -1464,8 +1478,8 @@ static int ssl_failure(casl_tls *t, int sslerr) {
   }
   vr = SSL_get_verify_result(t->ssl);
   if (saw_verify && vr != X509_V_OK) {
-    snprintf(t->err, sizeof(t->err), "certificate verify failed: %s",
-             X509_verify_cert_error_string(vr));
+    casl__strlcpy(t->err, "certificate verify failed: ", sizeof(t->err));
+    str_append(t->err, sizeof(t->err), X509_verify_cert_error_string(vr));
     return CASL_EVERIFY;
   }
   if (saw_nocert) {
@@ -1476,16 +1490,17 @@ static int ssl_failure(casl_tls *t, int sslerr) {
     return CASL_EVERIFY;
   }
   if (saw_eof || (sslerr == SSL_ERROR_SYSCALL && q[0] == '\0')) {
-    if (t->hs_done) {
-      snprintf(t->err, sizeof(t->err),
-               "connection closed without a TLS close_notify (truncated)%s%s",
-               q[0] ? ": " : "", q);
-      return CASL_ETRUNCATED;
+    casl__strlcpy(t->err,
+                  t->hs_done
+                      ? "connection closed without a TLS close_notify "
+                        "(truncated)"
+                      : "connection closed during the TLS handshake",
+                  sizeof(t->err));
+    if (q[0] != '\0') {
+      str_append(t->err, sizeof(t->err), ": ");
+      str_append(t->err, sizeof(t->err), q);
     }
-    snprintf(t->err, sizeof(t->err),
-             "connection closed during the TLS handshake%s%s",
-             q[0] ? ": " : "", q);
-    return CASL_ETLS;
+    return t->hs_done ? CASL_ETRUNCATED : CASL_ETLS;
   }
   if (sslerr == SSL_ERROR_ZERO_RETURN) {
     casl__strlcpy(t->err,

@@ -119,6 +119,8 @@ static void on_plaintext(void *ud, char *buf, size_t len) {
     append(&e->rx, &e->rx_len, &e->rx_cap, buf, len);
   }
   e->rx_total += len;
+  if (e->echo && len > 0)
+    (void)casl_tls_write(e->t, buf, len);
   (void)seen(e, CB_PLAINTEXT);
 }
 

@@ -59,6 +59,7 @@ struct tend {
   casl_tls_ctx *sni_answer;
   const char *write_on_handshake;
   int shutdown_on_handshake;
+  int echo; /* write every plaintext back from inside the callback */
   char *abuf;
 };
 
