@@ -137,6 +137,9 @@ struct casl_tcp {
 
 struct casl_loop {
   uv_loop_t uv;
+  uv_idle_t idle;           /* active while events wait: uv_run must not
+                               block in poll with a non-empty queue */
+  int idle_active;
   casl_callbacks cbs;
   casl_handle *handles;     /* every handle not yet freed */
   struct casl_dns *lookups; /* DNS lookups in flight */

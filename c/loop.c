@@ -180,9 +180,18 @@ static void generic_close_cb(uv_handle_t *u) {
 /* ------------------------------------------------------------------------ */
 /* Events                                                                    */
 
+static void idle_cb(uv_idle_t *idle) { (void)idle; }
+
 casl_event *casl__event_push(casl_loop *loop, casl_evtype type,
                              casl_handle *h) {
   casl_event *ev;
+  if (!loop->idle_active && !loop->tearing_down) {
+    /* Timers and deferred callbacks run before libuv polls; an active
+     * idle handle makes that poll return at once, so these events are
+     * dispatched without waiting for I/O. */
+    if (uv_idle_start(&loop->idle, idle_cb) == 0)
+      loop->idle_active = 1;
+  }
   if (loop->ev_free != NULL) {
     ev = loop->ev_free;
     loop->ev_free = ev->next;
@@ -345,6 +354,13 @@ int casl_loop_new(casl_loop **out, const casl_callbacks *cbs) {
     return rc;
   }
   loop->uv.data = loop;
+  rc = uv_idle_init(&loop->uv, &loop->idle);
+  if (rc != 0) {
+    (void)uv_loop_close(&loop->uv);
+    free(loop);
+    return rc;
+  }
+  uv_unref((uv_handle_t *)&loop->idle);
   if (cbs != NULL)
     loop->cbs = *cbs;
   *out = loop;
@@ -365,6 +381,10 @@ int casl_loop_run(casl_loop *loop) {
                    loop->ev_head != NULL ? UV_RUN_NOWAIT : UV_RUN_ONCE);
     dispatch(loop);
     casl__tcp_flush_dirty(loop);
+    if (loop->ev_head == NULL && loop->idle_active) {
+      (void)uv_idle_stop(&loop->idle);
+      loop->idle_active = 0;
+    }
     if (loop->stop)
       break;
     if (loop->ev_head == NULL && !alive && !uv_loop_alive(&loop->uv))
@@ -443,6 +463,9 @@ void casl_loop_free(casl_loop *loop) {
   }
   loop->ev_tail = NULL;
   close_all(loop);
+  if (!uv_is_closing((uv_handle_t *)&loop->idle))
+    uv_close((uv_handle_t *)&loop->idle, NULL);
+  loop->idle_active = 0;
   /* Drain close callbacks and cancelled requests.  Nothing is dispatched:
    * events queued now are released at once (tearing_down). */
   for (i = 0; i < 1000; i++) {

@@ -587,3 +587,31 @@ TEST_IMPL(core_error_texts) {
   ASSERT(strstr(casl_openssl_version(), "OpenSSL") != NULL);
   return 0;
 }
+
+/* A 0 ms timer started from a callback fires even though no I/O follows
+ * (regression: libuv used to block in poll with the event still queued). */
+static void restart_on_timer(int64_t id) {
+  g.timer_fired[id]++;
+  if (id == 1)
+    ASSERT_OK_VOID(casl_timer_start(g.timers[2], 0, 0));
+  if (id == 2) {
+    casl_timer_close(g.timers[1]);
+    casl_timer_close(g.timers[2]);
+  }
+}
+
+TEST_IMPL(core_timer_started_in_callback_fires) {
+  casl_callbacks c2 = cbs;
+  ASSERT_OK(setup());
+  casl_loop_free(g.loop);
+  c2.timer = restart_on_timer;
+  ASSERT_OK(casl_loop_new(&g.loop, &c2));
+  ASSERT_OK(casl_timer_new(g.loop, 1, &g.timers[1]));
+  ASSERT_OK(casl_timer_new(g.loop, 2, &g.timers[2]));
+  ASSERT_OK(casl_timer_start(g.timers[1], 0, 0));
+  ASSERT_OK(casl_loop_run(g.loop)); /* ends by itself: no guard needed */
+  ASSERT_EQ(g.timer_fired[1], 1);
+  ASSERT_EQ(g.timer_fired[2], 1);
+  teardown();
+  return 0;
+}

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TEST_IMPL(name) int test_##name(void)
+#define TEST_IMPL(name)                                                     \
+  int test_##name(void);                                                    \
+  int test_##name(void)
 #define TEST_DECLARE(name) int test_##name(void);
 
 /* Directory with the test certificates (made by t/make-certs.sh), set by

@@ -1,0 +1,228 @@
+;;;; -*- Mode: lisp; indent-tabs-mode: nil -*-
+;;;; event-loop.lisp --- starting, running, exiting and tearing down loops.
+;;;;
+;;;; How callbacks and errors work: the C loop queues every libuv event and
+;;;; dispatches the queue from casl_loop_run, after uv_run has returned, so
+;;;; no libuv frame is ever below a Lisp callback.  An error escaping a
+;;;; callback (with :catch-app-errors nil) therefore simply unwinds through
+;;;; casl_loop_run: START-EVENT-LOOP's unwind-protect runs the exit
+;;;; callbacks and frees the loop (casl_loop_free resets the dispatcher's
+;;;; state), the error leaves WITH-EVENT-LOOP unchanged, and the next loop
+;;;; starts from scratch.  The debugger is entered inside the callback, so
+;;;; its backtrace and restarts (CONTINUE skips the callback) are intact.
+
+(in-package #:cl-async)
+
+(defclass loop-base (event-base)
+  ((objects :accessor loop-objects :initform (make-hash-table :test 'eql)
+            :documentation "id -> Lisp object of every live handle and
+pending DNS lookup.")
+   (next-id :accessor loop-next-id :initform 1
+            :documentation "The id given to the next handle.")
+   (exiting :accessor loop-exiting :initform nil
+            :documentation "True once EXIT-EVENT-LOOP was called."))
+  (:documentation "The event-base of a running cl-async loop."))
+
+(defun check-event-loop-running ()
+  "Signals an error unless an event loop runs in this thread."
+  (unless (and *event-base* (event-base-c *event-base*))
+    (error "No event loop is running in this thread: call this inside ~
+            (as:with-event-loop () ...).")))
+
+(declaim (inline loop-pointer))
+(defun loop-pointer ()
+  (event-base-c *event-base*))
+
+(defun register-object (object)
+  "Gives OBJECT a fresh id in the current loop and returns the id."
+  (let* ((base *event-base*)
+         (id (loop-next-id base)))
+    (setf (loop-next-id base) (1+ id)
+          (gethash id (loop-objects base)) object)
+    id))
+
+(declaim (inline find-object))
+(defun find-object (id)
+  (values (gethash id (loop-objects *event-base*))))
+
+(defun unregister-object (id)
+  (remhash id (loop-objects *event-base*)))
+
+;;;# Starting and stopping
+
+(defun start-event-loop (start-fn &key catch-app-errors
+                                    (send-errors-to-eventcb t))
+  "Runs an event loop in this thread until nothing keeps it alive or
+EXIT-EVENT-LOOP is called.  START-FN (a function of no arguments) runs on
+the loop's first pass, not synchronously.
+
+  :catch-app-errors  nil (the default): an error escaping a callback is
+      signalled where it happened, with a CONTINUE restart that skips the
+      callback; if nothing handles it, it leaves START-EVENT-LOOP
+      unchanged after the loop is torn down.  T or a function: errors are
+      caught and handed to the operation's event-cb, else to the function,
+      else to HANDLE-ERROR, and the loop goes on.
+  :send-errors-to-eventcb  with :catch-app-errors, whether caught errors go
+      to the event-cb of the operation (default t).
+
+Returns 0 after a natural end, 1 if stopped while handles were active.
+Loops do not nest; each thread may run its own."
+  (when *event-base*
+    (error "Event loop already started in this thread.  Please wait for it ~
+            to exit (loops cannot be nested)."))
+  (let* ((base (make-instance 'loop-base
+                              :id (incf *event-base-next-id*)
+                              :catch-app-errors catch-app-errors
+                              :send-errors-to-eventcb send-errors-to-eventcb))
+         (*event-base* base)
+         (*buffer-writes* *buffer-writes*)
+         (*buffer-size* *buffer-size*)
+         (*data-registry* (event-base-data-registry base))
+         (*function-registry* (event-base-function-registry base)))
+    (multiple-value-bind (ptr code) (cl-async-ffi:loop-new)
+      (unless ptr
+        (error 'event-error :code code
+                            :msg (format nil "cannot create an event loop: ~a"
+                                         (cl-async-ffi:strerror code))))
+      (setf (event-base-c base) ptr)
+      (unwind-protect
+           (progn
+             (delay start-fn)
+             (cl-async-ffi:loop-run ptr))
+        (teardown-loop base)))))
+
+(defmacro with-event-loop ((&key catch-app-errors (send-errors-to-eventcb t))
+                           &body body)
+  "Runs BODY on a new event loop: START-EVENT-LOOP with a lambda over BODY.
+See START-EVENT-LOOP for the options."
+  `(start-event-loop (lambda () ,@body)
+                     :catch-app-errors ,catch-app-errors
+                     :send-errors-to-eventcb ,send-errors-to-eventcb))
+
+(defun exit-event-loop ()
+  "Stops the current loop after the events of the current pass: pending
+timers never fire, and every handle is closed.  Call it from the loop's
+thread (from another thread, trigger a notifier that calls it)."
+  (check-event-loop-running)
+  (setf (loop-exiting *event-base*) t)
+  (cl-async-ffi:loop-stop (loop-pointer)))
+
+(defun add-event-loop-exit-callback (fn)
+  "Runs FN (no arguments) when the current loop exits, however it exits.
+Exit callbacks run last-added first, before the handles are closed, with
+the loop still current (they may call cl-async functions)."
+  (check-event-loop-running)
+  (push fn (event-base-exit-functions *event-base*)))
+
+(defgeneric object-loop-closed (object)
+  (:documentation "Marks OBJECT closed because its loop was torn down.")
+  (:method ((object t)) nil))
+
+(defun teardown-loop (base)
+  (unwind-protect
+       (loop :for fn := (pop (event-base-exit-functions base))
+             :while fn
+             :do (funcall fn))
+    (unwind-protect
+         (loop :for object :being :the :hash-values :of (loop-objects base)
+               :do (object-loop-closed object))
+      (let ((ptr (event-base-c base)))
+        (setf (event-base-c base) nil)
+        (clrhash (loop-objects base))
+        (when ptr
+          (cl-async-ffi:loop-free ptr))))))
+
+;;;# Inspection
+
+(defun stats ()
+  "Counters of the current loop, as a plist:
+  :open-dns-queries           DNS lookups in flight
+  :fn-registry-count          callback entries (upstream's meaning: one for
+                              the loop plus one per live handle)
+  :data-registry-count        data entries (one per live handle)
+  :incoming-tcp-connections   open accepted connections (TCP and TLS)
+  :outgoing-tcp-connections   open outgoing connections (TCP and TLS)
+  :open-handles               handles not yet reported closed
+  :tls-connections            live TLS filters
+  :write-queue-bytes          bytes queued for writing"
+  (check-event-loop-running)
+  (let* ((st (cl-async-ffi:loop-stats (loop-pointer)))
+         (objects (hash-table-count (loop-objects *event-base*))))
+    (list :open-dns-queries (getf st :dns-queries)
+          :fn-registry-count (+ 1 objects
+                                (hash-table-count *function-registry*))
+          :data-registry-count (+ objects (hash-table-count *data-registry*))
+          :incoming-tcp-connections (getf st :connections-in)
+          :outgoing-tcp-connections (getf st :connections-out)
+          :open-handles (getf st :handles)
+          :tls-connections (getf st :tls)
+          :write-queue-bytes (getf st :write-queue))))
+
+(defun dump-event-loop-status ()
+  "Prints one line per open handle of the current loop (for debugging)."
+  (check-event-loop-running)
+  (write-string (cl-async-ffi:loop-describe (loop-pointer)) *standard-output*)
+  (values))
+
+(defgeneric ref (handle)
+  (:documentation "Makes HANDLE (an event, notifier, socket or server) keep
+the event loop alive again after UNREF."))
+
+(defgeneric unref (handle)
+  (:documentation "Lets the event loop exit even though HANDLE (an event,
+notifier, socket or server) is still active."))
+
+;;;# Event dispatch (called from lisp/ffi.lisp's callbacks)
+
+(defgeneric object-timer-fired (object))
+(defgeneric object-notified (object))
+(defgeneric object-closed (object))
+(defgeneric object-connected (object))
+(defgeneric object-read (object octets))
+(defgeneric object-written (object))
+(defgeneric object-error (object code))
+(defgeneric object-dns (object status results))
+(defgeneric object-sni (object name))
+(defgeneric object-accept (server connection-pointer)
+  (:documentation "Returns the id given to the accepted connection, or 0
+to close it."))
+
+(defmacro define-dispatch (name (&rest args) generic)
+  `(defun ,name (id ,@args)
+     (let ((object (find-object id)))
+       (when object (,generic object ,@args)))))
+
+(define-dispatch %on-timer () object-timer-fired)
+(define-dispatch %on-notify () object-notified)
+(define-dispatch %on-connect () object-connected)
+(define-dispatch %on-read (octets) object-read)
+(define-dispatch %on-written () object-written)
+(define-dispatch %on-error (code) object-error)
+(define-dispatch %on-sni (name) object-sni)
+
+(defun %on-closed (id)
+  (let ((object (find-object id)))
+    (unregister-object id)
+    (when object (object-closed object))))
+
+(defun %on-dns (id status results)
+  (let ((object (find-object id)))
+    (unregister-object id)
+    (when object (object-dns object status results))))
+
+(defun %on-accept (server-id conn)
+  (let ((server (find-object server-id)))
+    (if server (object-accept server conn) 0)))
+
+(setf cl-async-ffi:*event-handlers*
+      (cl-async-ffi:make-event-handlers
+       :timer (lambda (id) (%on-timer id))
+       :notify (lambda (id) (%on-notify id))
+       :closed (lambda (id) (%on-closed id))
+       :accept (lambda (server-id conn) (%on-accept server-id conn))
+       :connect (lambda (id) (%on-connect id))
+       :read (lambda (id octets) (%on-read id octets))
+       :written (lambda (id) (%on-written id))
+       :error (lambda (id code) (%on-error id code))
+       :dns (lambda (id status results) (%on-dns id status results))
+       :sni (lambda (id name) (%on-sni id name))))

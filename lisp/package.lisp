@@ -1,0 +1,260 @@
+;;;; -*- Mode: lisp; indent-tabs-mode: nil -*-
+;;;; package.lisp --- the packages of cl-async-ssl, one per layer.
+;;;;
+;;;;   cl-async-ffi   the C library (lisp/ffi.lisp, the only file using CFFI)
+;;;;   cl-async-base  upstream's base package: the event-base and specials
+;;;;   cl-async-util  upstream's utility package: octets, error handling
+;;;;   cl-async-ext   the extension protocol the TLS layer builds on
+;;;;   cl-async / as  the user API: loop, timers, notifiers, DNS, TCP, streams
+;;;;   cl-async-ssl / as-ssl   TLS sockets and servers
+
+(defpackage #:cl-async-ffi
+  (:use #:cl)
+  (:documentation "Bindings to libcl-async-ssl.so.  Functions return 0 or a
+negative error code (or a pointer and a code); the layers above turn codes
+into conditions.  Nothing outside lisp/ffi.lisp touches CFFI.")
+  (:export
+   ;; library
+   #:ensure-library #:library-version #:libuv-version #:openssl-version
+   #:strerror #:err-name #:make-temp-directory #:null-pointer-p #:null-pointer #:pointer-address
+   #:+eof+ #:+etls+ #:+everify+ #:+etruncated+ #:+econfig+ #:+eclosed+
+   #:+einval+ #:+enomem+ #:+estate+
+   ;; event dispatch
+   #:event-handlers #:make-event-handlers #:*event-handlers*
+   ;; loop
+   #:loop-new #:loop-run #:loop-stop #:loop-free #:loop-alive-p #:loop-now
+   #:loop-stats #:loop-describe #:handle-ref #:handle-close
+   ;; timers, notifiers, dns
+   #:timer-new #:timer-start #:timer-stop #:timer-close
+   #:notifier-new #:notifier-send #:notifier-close
+   #:dns-lookup
+   ;; tcp
+   #:tcp-connect #:server-listen #:server-open-fd #:server-port
+   #:server-set-tls #:server-close
+   #:tcp-write #:tcp-write-queue-size #:tcp-read-stop #:tcp-read-start
+   #:tcp-set-timeouts #:tcp-close #:tcp-error-text #:tcp-peer-address
+   #:tcp-local-address #:tcp-fd #:tcp-connected-p #:tcp-start-tls #:tcp-tls
+   #:tcp-sni-select
+   #:+write-now+ #:+write-notify+
+   ;; tls contexts
+   #:tls-ctx-new #:tls-ctx-adopt #:tls-ctx-ref #:tls-ctx-unref
+   #:tls-ctx-ssl-ctx #:tls-ctx-error #:tls-ctx-set-options
+   #:tls-ctx-clear-options #:tls-ctx-get-options #:tls-ctx-set-ciphers
+   #:tls-ctx-set-ciphersuites #:tls-ctx-set-versions
+   #:tls-ctx-use-certificate-chain-file #:tls-ctx-use-certificate-chain-mem
+   #:tls-ctx-use-private-key-file #:tls-ctx-use-private-key-mem
+   #:tls-ctx-check-private-key #:tls-ctx-load-verify-locations
+   #:tls-ctx-load-verify-mem #:tls-ctx-load-system-trust
+   #:tls-ctx-set-verify #:tls-ctx-get-verify #:tls-ctx-set-alpn
+   #:tls-ctx-add-sni #:tls-ctx-set-sni-ask #:tls-ctx-set-session-cache
+   #:tls-ctx-set-keylog-file #:tls-constant #:tls-constant-names
+   #:tls-live-count
+   ;; tls connection queries
+   #:tls-error #:tls-handshake-done-p #:tls-protocol #:tls-cipher #:tls-alpn
+   #:tls-server-name #:tls-session-reused-p #:tls-verify-result
+   #:tls-verify-string #:tls-peer-cert))
+
+(defpackage #:cl-async-base
+  (:use #:cl)
+  (:documentation "The event-base object, the conditions every event shares,
+and the specials of cl-async (upstream's cl-async-base).")
+  (:export #:event-info
+           #:event-error
+           #:event-errcode
+           #:event-errmsg
+
+           #:*event-base*
+           #:*event-base-next-id*
+           #:*enable-threading*
+           #:event-base
+           #:event-base-c
+           #:event-base-id
+           #:event-base-function-registry
+           #:event-base-data-registry
+           #:event-base-exit-functions
+           #:event-base-signal-handlers
+           #:event-base-dns-base
+           #:event-base-dns-ref-count
+           #:event-base-catch-app-errors
+           #:event-base-send-errors-to-eventcb
+           #:event-base-lock
+           #:event-base-num-connections-in
+           #:event-base-num-connections-out
+
+           #:*buffer-writes*
+           #:*buffer-size*
+           #:*output-buffer*
+           #:*input-buffer*
+           #:*data-registry*
+           #:*function-registry*
+           #:*safe-sldb-quit-restart*))
+
+(defpackage #:cl-async-util
+  (:use #:cl #:cl-async-base)
+  (:documentation "Octet types, address parsing, the callback error
+handling of cl-async, and upstream's registry helpers.")
+  (:export #:octet
+           #:octet-vector
+           #:bytes-or-string
+           #:callback
+           #:bytes
+           #:make-buffer
+           #:buffer-output
+           #:write-to-buffer
+           #:do-chunk-data
+           #:+af-inet+
+           #:+af-inet6+
+           #:+af-unspec+
+           #:+af-unix+
+           #:*passthrough-errors*
+           #:passthrough-error-p
+           #:handle-error
+           #:abort-callback
+           #:exit-event-loop
+           #:continue-event-loop
+           #:call-with-callback-restarts
+           #:catch-app-errors
+           #:run-event-cb
+           #:with-lock
+           #:make-pointer-eql-able
+           #:create-data-pointer
+           #:save-callbacks
+           #:get-callbacks
+           #:clear-callbacks
+           #:attach-data-to-pointer
+           #:deref-data-from-pointer
+           #:clear-pointer-data
+           #:free-pointer-data
+           #:append-array
+           #:ipv4-address-p
+           #:ipv6-address-p
+           #:ip-address-p
+           #:define-condition-alias))
+
+(defpackage #:cl-async
+  (:use #:cl #:cl-async-base #:cl-async-util)
+  (:nicknames #:as)
+  (:shadow #:exit-event-loop)
+  (:documentation "Asynchronous TCP for Common Lisp on libuv: the event loop,
+timers, notifiers, DNS, TCP sockets and servers, and async streams, with
+the API of the original cl-async.")
+  (:export
+   ;; types and specials
+   #:octet #:octet-vector #:bytes
+   #:+af-inet+ #:+af-inet6+ #:+af-unspec+ #:+af-unix+
+   #:*buffer-writes* #:*buffer-size*
+   #:handle-error
+   ;; conditions shared by every event
+   #:event-info #:event-error #:event-errcode #:event-errmsg
+   ;; event loop
+   #:stats #:dump-event-loop-status #:add-event-loop-exit-callback
+   #:ref #:unref #:start-event-loop #:with-event-loop #:exit-event-loop
+   ;; timers ("events")
+   #:event-freed #:event #:event-c #:event-freed-p #:free-event
+   #:remove-event #:add-event #:delay #:with-delay #:interval
+   #:with-interval #:remove-interval #:make-event
+   ;; notifiers
+   #:notifier #:notifier-freed-p #:free-notifier #:make-notifier
+   #:trigger-notifier
+   ;; DNS
+   #:dns-error #:dns-lookup
+   ;; streamish conditions and functions
+   #:streamish #:close-streamish #:streamish-info #:streamish-error
+   #:streamish-eof #:streamish-broken-pipe #:streamish-canceled
+   #:streamish-enoent #:streamish-closed #:check-streamish-open
+   #:streamish-closed-p #:streamish-write
+   ;; socket conditions
+   #:socket-info #:socket-error #:socket-eof #:socket-reset
+   #:socket-timeout #:socket-refused #:socket-aborted
+   #:socket-address-in-use #:socket-accept-error
+   #:socket-accept-error-listener #:socket-accept-error-server
+   #:socket-accept-error-tcp-server #:socket-closed
+   #:tcp-info #:tcp-error #:tcp-eof #:tcp-reset #:tcp-timeout #:tcp-refused
+   #:tcp-accept-error #:tcp-server-bind-error
+   ;; sockets and servers
+   #:socket #:socket-c #:socket-data #:socket-socket #:tcp-socket
+   #:socket-server #:tcp-server
+   #:socket-closed-p #:close-socket #:close-socket-server #:close-tcp-server
+   #:write-socket-data #:set-socket-timeouts #:enable-socket
+   #:disable-socket #:init-tcp-socket #:connect-tcp-socket
+   #:tcp-connect #:socket-address #:socket-write-queue-size
+   #:socket-peer-address #:socket-local-address #:tcp-server-port
+   ;; streams
+   #:async-stream #:stream-socket #:async-input-stream
+   #:async-output-stream #:async-io-stream
+   ;; misc
+   #:mkdtemp))
+
+(defpackage #:cl-async-ext
+  (:use #:cl)
+  (:documentation "The extension protocol of the cl-async core: what a
+transport layer such as cl-async-ssl needs beyond the user API.  Its
+functions are defined by the core (lisp/tcp.lisp, lisp/event-loop.lisp).")
+  (:export #:make-tcp-connection
+           #:make-tcp-server
+           #:server-socket-class
+           #:server-after-listen
+           #:socket-options
+           #:register-error-code
+           #:socket-error-condition
+           #:check-event-loop-running
+           #:socket-handle
+           #:server-handle
+           #:socket-connect-cb
+           #:socket-event-cb
+           #:socket-read-cb
+           #:socket-write-cb
+           #:socket-stream-of
+           #:socket-attach-stream
+           #:socket-connected-p
+           #:socket-owned-contexts
+           #:server-owned-contexts
+           #:run-in-callback
+           #:deliver-socket-event
+           #:sni-handler))
+
+(defpackage #:cl-async-ssl
+  (:use #:cl #:cl-async-base #:cl-async-util #:cl-async)
+  (:nicknames #:as-ssl)
+  (:shadowing-import-from #:cl-async #:exit-event-loop)
+  (:documentation "TLS over cl-async TCP: ssl-socket, tcp-ssl-connect,
+tcp-ssl-server, reusable contexts, and secure defaults.")
+  (:export
+   ;; sockets and servers
+   #:ssl-socket #:tcp-ssl-connect #:tcp-ssl-server #:start-tls
+   ;; contexts
+   #:ssl-context #:make-ssl-context #:free-ssl-context #:ssl-context-pointer
+   #:*ssl-verify-default* #:*ssl-default-ciphers* #:*ssl-keylog-file*
+   #:*ssl-handshake-timeout*
+   ;; connection details
+   #:ssl-socket-protocol #:ssl-socket-cipher #:ssl-socket-alpn
+   #:ssl-socket-server-name #:ssl-socket-session-reused-p
+   #:ssl-socket-peer-certificate
+   ;; conditions
+   #:tcp-ssl-error #:tcp-ssl-error-reason #:tcp-ssl-verify-error
+   #:tcp-ssl-verify-code #:tcp-ssl-verify-message #:tcp-ssl-truncated
+   ;; option constants (values from the OpenSSL headers the C library uses)
+   #:+ssl-op-all+
+   #:+ssl-op-no-query-mtu+
+   #:+ssl-op-cookie-exchange+
+   #:+ssl-op-no-ticket+
+   #:+ssl-op-cisco-anyconnect+
+   #:+ssl-op-no-session-resumption-on-renegotiation+
+   #:+ssl-op-no-compression+
+   #:+ssl-op-allow-unsafe-legacy-renegotiation+
+   #:+ssl-op-single-ecdh-use+
+   #:+ssl-op-single-dh-use+
+   #:+ssl-op-ephemeral-rsa+
+   #:+ssl-op-cipher-server-preference+
+   #:+ssl-op-tls-rollback-bug+
+   #:+ssl-op-no-sslv2+
+   #:+ssl-op-no-sslv3+
+   #:+ssl-op-no-tlsv1+
+   #:+ssl-op-no-tlsv1-2+
+   #:+ssl-op-no-tlsv1-1+
+   #:+ssl-op-no-tlsv1-3+
+   #:+ssl-op-no-renegotiation+
+   #:+ssl-verify-none+
+   #:+ssl-verify-peer+
+   #:+ssl-verify-fail-if-no-peer-cert+
+   #:+ssl-verify-client-once+))

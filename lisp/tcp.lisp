@@ -1,0 +1,204 @@
+;;;; -*- Mode: lisp; indent-tabs-mode: nil -*-
+;;;; tcp.lisp --- outgoing TCP connections and TCP servers.
+
+(in-package #:cl-async)
+
+(defun split-event-cb (args)
+  "Upstream's deprecated calling style passes the event-cb positionally
+before the keywords; returns (values event-cb keyword-args)."
+  (if (and args (oddp (length args))
+           (or (null (first args)) (not (keywordp (first args)))))
+      (progn
+        (when (first args)
+          (warn "cl-async: passing the event-cb positionally is deprecated; ~
+                 use :event-cb."))
+        (values (first args) (rest args)))
+      (values (getf args :event-cb) args)))
+
+(defun check-port (port &optional (allow-zero nil))
+  (unless (and (integerp port) (<= (if allow-zero 0 1) port 65535))
+    (error "cl-async: invalid port ~s: give an integer from ~a to 65535."
+           port (if allow-zero 0 1))))
+
+;;;# Connecting
+
+(defun init-tcp-socket (read-cb &key event-cb data stream connect-cb write-cb
+                                  (read-timeout -1) (write-timeout -1)
+                                  (dont-drain-read-buffer
+                                   nil dont-drain-read-buffer-supplied-p)
+                                  (class 'tcp-socket))
+  "Makes an unconnected socket (or its async-io-stream with :stream t),
+ready for CONNECT-TCP-SOCKET; the keywords are TCP-CONNECT's.  Data written
+to it is held until it connects."
+  (check-event-loop-running)
+  (let* ((socket (make-instance class :read-cb read-cb :event-cb event-cb
+                                      :connect-cb connect-cb :write-cb write-cb
+                                      :read-timeout read-timeout
+                                      :write-timeout write-timeout))
+         (stream (when stream (attach-stream socket)))
+         (dont-drain (if dont-drain-read-buffer-supplied-p
+                         dont-drain-read-buffer
+                         (and stream t))))
+    (setf (streamish-drain-read-buffer socket) (not dont-drain))
+    (when data
+      (write-socket-data socket data))
+    (or stream socket)))
+
+(defun connect-tcp-socket (socket/stream host port &key event-cb)
+  "Connects a socket made by INIT-TCP-SOCKET to HOST (an IPv4/IPv6 literal
+or a name, resolved asynchronously, each address tried in turn) on PORT.
+Returns SOCKET/STREAM."
+  (check-event-loop-running)
+  (check-type host string)
+  (check-port port)
+  (let ((socket (if (typep socket/stream 'async-stream)
+                    (stream-socket socket/stream)
+                    socket/stream)))
+    (when event-cb (setf (socket-event-cb socket) event-cb))
+    (when (streamish-c socket)
+      (error "cl-async: ~a is already connected." socket))
+    (when (streamish-closed socket)
+      (error 'socket-closed :socket socket :code -1
+                            :msg "cannot connect a closed socket"))
+    (setf (socket-host socket) host
+          (socket-port socket) port)
+    (let ((id (register-object socket)))
+      (multiple-value-bind (ptr code)
+          (cl-async-ffi:tcp-connect (loop-pointer) id host port)
+        (unless ptr
+          (unregister-object id)
+          (error (socket-error-condition socket code)))
+        (setf (socket-id socket) id
+              (streamish-c socket) ptr)))
+    (socket-attached socket)
+    (let ((rt (socket-read-timeout socket))
+          (wt (socket-write-timeout socket)))
+      (when (or (plusp (timeout-ms rt)) (plusp (timeout-ms wt)))
+        (set-socket-timeouts socket rt wt)))
+    (loop :for octets :in (reverse (shiftf (socket-pending socket) nil))
+          :do (write-socket-data socket octets))
+    socket/stream))
+
+(defun tcp-connect (host port read-cb &rest args)
+  "Opens a TCP connection to HOST:PORT and returns the socket at once (or
+an async-io-stream with :stream t); writes are held until it connects.
+HOST is an IPv4 or IPv6 literal or a name (resolved asynchronously, IPv4
+and IPv6, each address tried in turn).
+
+  read-cb            (lambda (socket octets)), or (lambda (socket stream))
+                     with :stream t; nil discards data.
+  :event-cb          (lambda (condition)): errors and EOF, on a later pass,
+                     after the socket was closed.
+  :connect-cb        (lambda (socket-or-stream)) once connected, before
+                     the data written earlier is sent.
+  :write-cb          (lambda (socket)) once written data reached the kernel.
+  :data              a string or octets to send once connected.
+  :stream            t: return an async-io-stream wrapping the socket.
+  :read-timeout      seconds without data (also bounds connecting); -1 none.
+  :write-timeout     seconds of no write progress; -1 none.
+  :dont-drain-read-buffer  with :stream t (default t there): data goes to
+                     the stream and read-cb gets the stream."
+  (multiple-value-bind (event-cb args) (split-event-cb args)
+    (let ((args (copy-list args)))
+      (remf args :event-cb)
+      (connect-tcp-socket (apply #'init-tcp-socket read-cb :event-cb event-cb
+                                 args)
+                          host port))))
+
+;;;# Servers
+
+(defun check-bind-address (address)
+  (unless (or (null address) (ip-address-p address))
+    (error "Invalid address passed (not IPv4 or IPV6): ~s.  Give an IP ~
+            literal such as \"127.0.0.1\" or \"::\", or nil for every IPv4 ~
+            address." address)))
+
+(defun bind-error (server code)
+  (let* ((name (cl-async-ffi:err-name code))
+         (where (format nil "~a:~a" (or (socket-server-address server) "0.0.0.0")
+                        (socket-server-port server)))
+         (msg (format nil "cannot listen on ~a: ~a~a" where
+                      (cl-async-ffi:strerror code)
+                      (if (string= name "EADDRINUSE")
+                          " (pick another port, or 0 for any free one)"
+                          ""))))
+    (make-condition (if (string= name "EADDRINUSE")
+                        'socket-address-in-use
+                        'tcp-server-bind-error)
+                    :socket server :code code :msg msg
+                    :addr (socket-server-address server)
+                    :port (socket-server-port server))))
+
+(defun make-server (class bind-address port read-cb &key event-cb connect-cb
+                                                       backlog stream fd)
+  "Listens like TCP-SERVER with a server of CLASS."
+  (check-event-loop-running)
+  (check-bind-address bind-address)
+  (unless fd (check-port port t))
+  (let* ((server (make-instance class :read-cb read-cb :event-cb event-cb
+                                      :connect-cb connect-cb :stream stream
+                                      :address bind-address :port port))
+         (id (register-object server))
+         (backlog (if (and (integerp backlog) (plusp backlog)) backlog 128)))
+    (multiple-value-bind (ptr code)
+        (if fd
+            (cl-async-ffi:server-open-fd (loop-pointer) id fd backlog)
+            (cl-async-ffi:server-listen (loop-pointer) id bind-address port
+                                        backlog))
+      (unless ptr
+        (unregister-object id)
+        (setf (socket-server-closed server) t)
+        (error (bind-error server code)))
+      (setf (socket-server-id server) id
+            (socket-server-c server) ptr
+            (socket-server-port server) (cl-async-ffi:server-port ptr)))
+    (handler-bind ((error (lambda (e)
+                            (declare (ignore e))
+                            (close-socket-server server))))
+      (server-attached server))
+    server))
+
+(defun tcp-server (bind-address port read-cb &rest args)
+  "Listens for TCP connections on BIND-ADDRESS (an IPv4/IPv6 literal, or
+nil for every IPv4 address) and PORT (0: any free port; see
+TCP-SERVER-PORT).  Signals SOCKET-ADDRESS-IN-USE (a TCP-SERVER-BIND-ERROR)
+if it cannot listen.
+
+  read-cb      (lambda (socket octets)), or (lambda (socket stream)).
+  :event-cb    (lambda (condition)): events of accepted sockets, and
+               accept failures.
+  :connect-cb  (lambda (socket-or-stream)) for each accepted connection,
+               before its first read.
+  :backlog     listen backlog (default 128).
+  :stream      t: each connection gets an async-io-stream.
+  :fd          listen on this already bound socket instead."
+  (multiple-value-bind (event-cb args) (split-event-cb args)
+    (let ((args (copy-list args)))
+      (remf args :event-cb)
+      (apply #'make-server 'tcp-server bind-address port read-cb
+             :event-cb event-cb args))))
+
+(defun tcp-server-port (server)
+  "The port SERVER listens on (useful after listening on port 0)."
+  (socket-server-port server))
+
+(defmethod object-accept ((server socket-server) conn)
+  (if (socket-server-closed server)
+      0
+      (let* ((socket (make-instance (server-socket-class server)
+                                    :direction :in
+                                    :read-cb (socket-server-read-cb server)
+                                    :event-cb (socket-server-event-cb server)
+                                    :connect-cb (socket-server-connect-cb server)))
+             (id (register-object socket)))
+        (setf (socket-id socket) id
+              (streamish-c socket) conn)
+        (multiple-value-bind (host port) (cl-async-ffi:tcp-peer-address conn)
+          (setf (socket-host socket) host
+                (socket-port socket) port))
+        (when (socket-server-stream server)
+          (attach-stream socket)
+          (setf (streamish-drain-read-buffer socket) nil))
+        (when (accept-connects-p server)
+          (object-connected socket))
+        id)))

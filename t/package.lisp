@@ -1,0 +1,10 @@
+;;;; -*- Mode: lisp; indent-tabs-mode: nil -*-
+;;;; package.lisp --- the test package.
+
+(eval-when (:compile-toplevel :load-toplevel :execute)
+  (require :sb-bsd-sockets))
+
+(defpackage #:cl-async-ssl-test
+  (:use #:cl #:fiveam)
+  (:shadow #:run-all-tests)
+  (:export #:run-all-tests #:run-suites))
