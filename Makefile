@@ -1,0 +1,61 @@
+# cl-async-ssl -- asynchronous TCP and TLS for Common Lisp.
+#
+#   make demo        install what is missing, build, run the demo
+#   make test        install what is missing, build, run the C tests and
+#                    the FiveAM suites; last line "N passed, M failed"
+#   make asan        the C tests under AddressSanitizer + UBSan
+#   make valgrind    the C tests under valgrind (no errors, no definite leaks)
+#   make fuzz        the TLS filter fuzzer for FUZZ_SECONDS (default 60)
+#   make bench-filter  the in-memory TLS filter benchmark
+#   make clean
+
+SHELL := /bin/sh
+FUZZ_SECONDS ?= 60
+
+# Debian packages every target needs (installed when missing).
+DEPS = make gcc pkg-config sbcl cl-cffi cl-fiveam cl-babel cl-alexandria \
+       cl-bordeaux-threads cl-trivial-gray-streams libuv1-dev libssl-dev openssl
+ASAN_DEPS = libasan8 libubsan1
+VALGRIND_DEPS = valgrind
+FUZZ_DEPS = clang libclang-rt-14-dev
+
+.PHONY: all deps build test demo asan valgrind fuzz bench-filter clean
+
+all: build
+
+deps:
+	@sh t/install-deps.sh $(DEPS)
+
+build: deps
+	$(MAKE) -C c all tests
+
+test: build
+	@sh t/run-all.sh
+
+demo: build
+	sbcl --noinform --non-interactive --load lisp/examples/demo.lisp
+
+asan: deps
+	@sh t/install-deps.sh $(ASAN_DEPS)
+	$(MAKE) -C c MODE=asan tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 c/build-asan/run-tests
+
+valgrind: deps
+	@sh t/install-deps.sh $(VALGRIND_DEPS)
+	$(MAKE) -C c MODE=debug tests
+	CASL_TEST_SCALE=$${CASL_TEST_SCALE:-0.05} valgrind -q --error-exitcode=1 \
+	  --leak-check=full --errors-for-leak-kinds=definite \
+	  --suppressions=t/c/valgrind.supp c/build-debug/run-tests --timeout 900
+
+fuzz: deps
+	@sh t/install-deps.sh $(FUZZ_DEPS)
+	$(MAKE) -C c fuzz-bin
+	sh t/fuzz/run-fuzz.sh $(FUZZ_SECONDS)
+
+bench-filter: deps
+	$(MAKE) -C c bench-filter-bin
+	sh t/bench/bench-filter.sh
+
+clean:
+	$(MAKE) -C c clean

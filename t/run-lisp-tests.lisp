@@ -1,0 +1,13 @@
+;;;; run-lisp-tests.lisp --- loads the system and runs the FiveAM suites;
+;;;; the last line is "lisp: N passed, M failed".  Exit status 0 when
+;;;; nothing failed.  Run from the repository root (make test does).
+(require :asdf)
+(push (uiop:getcwd) asdf:*central-registry*)
+(handler-case (asdf:load-system :cl-async-ssl/test)
+  (error (e)
+    (format t "~&error loading the test system: ~a~%lisp: 0 passed, 1 failed~%" e)
+    (uiop:quit 1)))
+(multiple-value-bind (passed failed)
+    (uiop:symbol-call '#:cl-async-ssl-test '#:run-suites)
+  (declare (ignore passed))
+  (uiop:quit (if (zerop failed) 0 1)))
