@@ -403,6 +403,9 @@ is delivered before our side closes (upstream dropped it)."
   "A server can listen on a socket made elsewhere (:fd)."
   (let* ((sock (make-instance 'sb-bsd-sockets:inet-socket :type :stream :protocol :tcp))
          (got nil))
+    ;; The server takes the fd over (and closes it): the Lisp socket object
+    ;; must not close it again from its finalizer once the number is reused.
+    (sb-ext:cancel-finalization sock)
     (setf (sb-bsd-sockets:sockopt-reuse-address sock) t)
     (sb-bsd-sockets:socket-bind sock #(127 0 0 1) 0)
     (let ((port (nth-value 1 (sb-bsd-sockets:socket-name sock))))
