@@ -156,6 +156,14 @@ static int tls_global_init(void) {
   return ssl_idx >= 0 && bio_method != NULL ? 0 : CASL_ENOMEM;
 }
 
+/* Empties this thread's OpenSSL error queue before an SSL call, so that
+ * SSL_get_error sees only what the call left.  ERR_clear_error walks the
+ * whole queue; peeking first keeps the common (empty) case cheap. */
+static void clear_errors(void) {
+  if (ERR_peek_error() != 0)
+    ERR_clear_error();
+}
+
 /* ------------------------------------------------------------------------ */
 /* Buffers and error text                                                    */
 
@@ -1540,7 +1548,7 @@ static void maybe_shutdown(casl_tls *t) {
       buf_size(&t->held) > 0)
     return;
   t->shut_sent = 1;
-  ERR_clear_error();
+  clear_errors();
   r = SSL_shutdown(t->ssl);
   if (r < 0) {
     err = SSL_get_error(t->ssl, r);
@@ -1564,7 +1572,7 @@ static int write_held(casl_tls *t) {
     n = t->retry_len;
     if (n == 0)
       n = buf_size(&t->held) < WRITE_CHUNK ? buf_size(&t->held) : WRITE_CHUNK;
-    ERR_clear_error();
+    clear_errors();
     if (!SSL_write_ex(t->ssl, t->held.data + t->held.off, n, &w)) {
       err = SSL_get_error(t->ssl, 0);
       if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
@@ -1621,6 +1629,13 @@ static void read_stopped(casl_tls *t, int err, int code) {
   }
 }
 
+/* True when OpenSSL holds no unread record and the BIO no input, so a
+ * read could only return WANT_READ (not at EOF: that read reports it). */
+static int input_exhausted(casl_tls *t) {
+  return !t->eof && t->ext_len == 0 && buf_size(&t->in) == 0 &&
+         SSL_pending(t->ssl) == 0 && !SSL_has_pending(t->ssl);
+}
+
 static int fatal(int err) {
   return err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE &&
          err != SSL_ERROR_ZERO_RETURN;
@@ -1640,7 +1655,7 @@ static void pump(casl_tls *t) {
   if (!t->hs_done) {
     if (t->sni_wait)
       return;
-    ERR_clear_error();
+    clear_errors();
     r = SSL_do_handshake(t->ssl);
     if (r != 1) {
       err = SSL_get_error(t->ssl, r);
@@ -1674,7 +1689,7 @@ static void pump(casl_tls *t) {
 
   while (!dead(t) && !t->peer_closed) {
     /* Peek first, so `alloc' is only asked when there is plaintext. */
-    ERR_clear_error();
+    clear_errors();
     if (!SSL_peek_ex(t->ssl, &c, 1, &got)) {
       err = SSL_get_error(t->ssl, 0);
       read_stopped(t, err, fatal(err) ? ssl_failure(t, err) : 0);
@@ -1695,7 +1710,7 @@ static void pump(casl_tls *t) {
     err = SSL_ERROR_NONE;
     code = 0;
     while (n < cap) {
-      ERR_clear_error();
+      clear_errors();
       if (!SSL_read_ex(t->ssl, buf + n, cap - n, &got)) {
         err = SSL_get_error(t->ssl, 0);
         if (fatal(err))
@@ -1703,6 +1718,12 @@ static void pump(casl_tls *t) {
         break;
       }
       n += got;
+      if (n < cap && input_exhausted(t)) {
+        /* Nothing left to decrypt: spare the SSL_read that would only
+         * say so. */
+        err = SSL_ERROR_WANT_READ;
+        break;
+      }
     }
     t->cbs.plaintext(t->ud, buf, n);
     if (dead(t))
@@ -1868,7 +1889,7 @@ int casl_tls_write(casl_tls *t, const char *buf, size_t len) {
   enter(t);
   while (len > 0 && !dead(t)) {
     n = len < WRITE_CHUNK ? len : WRITE_CHUNK;
-    ERR_clear_error();
+    clear_errors();
     if (!SSL_write_ex(t->ssl, buf, n, &w)) {
       err = SSL_get_error(t->ssl, 0);
       if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
