@@ -112,6 +112,35 @@ TEST_IMPL(tls_key_cert_mismatch) {
   return 0;
 }
 
+TEST_IMPL(tls_dual_cert_ctx) {
+  /* An ECDSA and an RSA pair in one context: each key is checked against
+   * the certificate of its own type. */
+  casl_tls_ctx *sc, *cc = test_client_ctx("ca.pem");
+  tpair p;
+  ASSERT(cc != NULL);
+  ASSERT_OK(casl_tls_ctx_new(&sc, 1));
+  ASSERT_OK(casl_tls_ctx_use_certificate_chain_file(
+      sc, test_cert_path("server-chain.pem")));
+  ASSERT_OK(casl_tls_ctx_use_private_key_file(sc, test_cert_path("server.key"),
+                                              CASL_FILETYPE_PEM, NULL));
+  ASSERT_OK(casl_tls_ctx_use_certificate_chain_file(
+      sc, test_cert_path("server-rsa-chain.pem")));
+  ASSERT_OK(casl_tls_ctx_use_private_key_file(
+      sc, test_cert_path("server-rsa.key"), CASL_FILETYPE_PEM, NULL));
+  CHECK(handshake_with(sc, cc, "localhost"));
+  /* a TLS 1.2 client that only takes RSA gets the RSA certificate */
+  ASSERT_OK(casl_tls_ctx_set_versions(cc, CASL_TLS1_2, CASL_TLS1_2));
+  ASSERT_OK(casl_tls_ctx_set_ciphers(cc, "ECDHE-RSA-AES128-GCM-SHA256"));
+  ASSERT_OK(tpair_init(&p, cc, sc, "localhost", NULL));
+  tpair_start(&p);
+  ASSERT(tpair_ok(&p));
+  ASSERT_STR_EQ(casl_tls_cipher(p.c.t), "ECDHE-RSA-AES128-GCM-SHA256");
+  tpair_free(&p);
+  casl_tls_ctx_unref(sc);
+  casl_tls_ctx_unref(cc);
+  return 0;
+}
+
 TEST_IMPL(tls_cert_key_mem) {
   casl_tls_ctx *sc, *cc = test_client_ctx("ca.pem");
   size_t len, klen;
