@@ -89,7 +89,9 @@ cl-async API on a C shim over libuv and OpenSSL, secure by default."
                              (:file "socket")
                              (:file "async-stream")
                              (:file "tcp")
-                             (:file "misc"))))
+                             (:file "misc")
+                             (:file "ssl-context")
+                             (:file "ssl"))))
   :in-order-to ((test-op (test-op "cl-async-ssl/test"))))
 
 (defsystem "cl-async-ssl/test"

@@ -469,9 +469,9 @@ know it."
   (/= 0 (%tls-session-reused tls)))
 
 (cffi:defcstruct casl-cert-info
-  (subject nullable-string) (issuer nullable-string) (sans nullable-string)
+  (subject :string) (issuer :string) (sans :string)
   (not-before :int64) (not-after :int64)
-  (serial nullable-string) (sha256 nullable-string) (pem nullable-string))
+  (serial :string) (sha256 :string) (pem :string))
 
 (defc %tls-peer-cert "casl_tls_peer_cert" :int (tls :pointer) (out :pointer))
 

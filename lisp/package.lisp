@@ -4,7 +4,8 @@
 ;;;;   cl-async-ffi   the C library (lisp/ffi.lisp, the only file using CFFI)
 ;;;;   cl-async-base  upstream's base package: the event-base and specials
 ;;;;   cl-async-util  upstream's utility package: octets, error handling
-;;;;   cl-async-ext   the extension protocol the TLS layer builds on
+;;;;   cl-async-ext   the extension protocol the TLS layer builds on (used
+;;;;                  by cl-async, which defines it)
 ;;;;   cl-async / as  the user API: loop, timers, notifiers, DNS, TCP, streams
 ;;;;   cl-async-ssl / as-ssl   TLS sockets and servers
 
@@ -131,8 +132,26 @@ handling of cl-async, and upstream's registry helpers.")
            #:ip-address-p
            #:define-condition-alias))
 
+(defpackage #:cl-async-ext
+  (:use #:cl)
+  (:documentation "The extension protocol of the cl-async core: the
+generic functions and helpers a transport layer such as cl-async-ssl builds
+on, beyond the user API.  The core (package cl-async) uses this package and
+defines everything it exports.")
+  (:export
+   ;; generic functions a socket or server class specialises
+   #:socket-attached #:server-attached #:server-socket-class
+   #:accept-connects-p #:object-connected #:object-closed
+   #:object-loop-closed #:object-error #:object-sni
+   ;; helpers
+   #:make-server #:check-event-loop-running #:register-error-code
+   #:socket-error-condition #:socket-label #:deliver-socket-event
+   #:socket-server-c #:socket-host #:socket-port #:socket-connected
+   #:socket-direction #:socket-connect-cb #:socket-event-cb
+   #:socket-server-event-cb #:timeout-ms #:split-event-cb))
+
 (defpackage #:cl-async
-  (:use #:cl #:cl-async-base #:cl-async-util)
+  (:use #:cl #:cl-async-base #:cl-async-util #:cl-async-ext)
   (:nicknames #:as)
   (:shadow #:exit-event-loop)
   (:documentation "Asynchronous TCP for Common Lisp on libuv: the event loop,
@@ -185,36 +204,8 @@ the API of the original cl-async.")
    ;; misc
    #:mkdtemp))
 
-(defpackage #:cl-async-ext
-  (:use #:cl)
-  (:documentation "The extension protocol of the cl-async core: what a
-transport layer such as cl-async-ssl needs beyond the user API.  Its
-functions are defined by the core (lisp/tcp.lisp, lisp/event-loop.lisp).")
-  (:export #:make-tcp-connection
-           #:make-tcp-server
-           #:server-socket-class
-           #:server-after-listen
-           #:socket-options
-           #:register-error-code
-           #:socket-error-condition
-           #:check-event-loop-running
-           #:socket-handle
-           #:server-handle
-           #:socket-connect-cb
-           #:socket-event-cb
-           #:socket-read-cb
-           #:socket-write-cb
-           #:socket-stream-of
-           #:socket-attach-stream
-           #:socket-connected-p
-           #:socket-owned-contexts
-           #:server-owned-contexts
-           #:run-in-callback
-           #:deliver-socket-event
-           #:sni-handler))
-
 (defpackage #:cl-async-ssl
-  (:use #:cl #:cl-async-base #:cl-async-util #:cl-async)
+  (:use #:cl #:cl-async-base #:cl-async-util #:cl-async #:cl-async-ext)
   (:nicknames #:as-ssl)
   (:shadowing-import-from #:cl-async #:exit-event-loop)
   (:documentation "TLS over cl-async TCP: ssl-socket, tcp-ssl-connect,

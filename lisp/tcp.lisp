@@ -130,15 +130,18 @@ and IPv6, each address tried in turn).
                     :port (socket-server-port server))))
 
 (defun make-server (class bind-address port read-cb &key event-cb connect-cb
-                                                       backlog stream fd)
-  "Listens like TCP-SERVER with a server of CLASS."
+                                                       backlog stream fd
+                                                       before-listen)
+  "Listens like TCP-SERVER with a server of CLASS.  BEFORE-LISTEN, if given,
+is called with the new server object before it listens."
   (check-event-loop-running)
   (check-bind-address bind-address)
   (unless fd (check-port port t))
   (let* ((server (make-instance class :read-cb read-cb :event-cb event-cb
                                       :connect-cb connect-cb :stream stream
                                       :address bind-address :port port))
-         (id (register-object server))
+         (id (progn (when before-listen (funcall before-listen server))
+                    (register-object server)))
          (backlog (if (and (integerp backlog) (plusp backlog)) backlog 128)))
     (multiple-value-bind (ptr code)
         (if fd
