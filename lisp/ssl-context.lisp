@@ -100,10 +100,10 @@ only: anyone who reads the file can decrypt the sessions.")
   "Signals a TCP-SSL-ERROR when RC (from a context call) is an error."
   (unless (zerop rc)
     (let ((detail (cl-async-ffi:tls-ctx-error ctx)))
-      (ssl-error rc (format nil "~a: ~a" what
-                            (if (plusp (length detail))
-                                detail
-                                (cl-async-ffi:strerror rc)))
+      ;; The library's text names the file or setting already.
+      (ssl-error rc (if (plusp (length detail))
+                        detail
+                        (format nil "~a: ~a" what (cl-async-ffi:strerror rc)))
                  :reason detail))))
 
 ;;;# Contexts
