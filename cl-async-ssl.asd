@@ -106,6 +106,7 @@ cl-async API on a C shim over libuv and OpenSSL, secure by default."
                              (:file "tcp")
                              (:file "streams")
                              (:file "ssl-util")
-                             (:file "ssl"))))
+                             (:file "ssl")
+                             (:file "ssl-extra"))))
   :perform (test-op (o c)
              (uiop:symbol-call '#:cl-async-ssl-test '#:run-all-tests)))

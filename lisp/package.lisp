@@ -140,7 +140,7 @@ on, beyond the user API.  The core (package cl-async) uses this package and
 defines everything it exports.")
   (:export
    ;; generic functions a socket or server class specialises
-   #:socket-attached #:server-attached #:server-socket-class
+   #:socket-attached #:socket-accepted #:server-attached #:server-socket-class
    #:accept-connects-p #:object-connected #:object-closed
    #:object-loop-closed #:object-error #:object-sni
    ;; helpers

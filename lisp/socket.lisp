@@ -94,6 +94,13 @@ CLOSE-TCP-SERVER."))
 written earlier is handed to it (the TLS layer starts its filter here).")
   (:method ((socket socket)) nil))
 
+(defgeneric socket-accepted (server socket)
+  (:documentation "Called when SERVER has accepted SOCKET, before its
+connect-cb.")
+  (:method ((server socket-server) socket)
+    (declare (ignore socket))
+    nil))
+
 (defgeneric server-attached (server)
   (:documentation "Called once SERVER listens (the TLS layer sets its
 context here).")

@@ -21,6 +21,7 @@ socket alone and is freed when it closes.")
 the certificate.")
    (session-key :initform nil :accessor ssl-socket-session-key)
    (handshake-timeout :initform nil :accessor ssl-socket-handshake-timeout)
+   (sni-function :initform nil :accessor ssl-socket-sni-function)
    (details :initform nil :accessor ssl-socket-details
             :documentation "Plist of what the handshake negotiated.")
    (peer-certificate :initform :unknown :accessor ssl-socket-peer-cert-cache))
@@ -171,7 +172,8 @@ client sent; on a client, the name it sent.  Nil if none."
   :serial              upper-case hex string
   :sha256              colon-separated hex fingerprint of the DER
   :pem                 the certificate, PEM
-Available once connected (and after close, if read while connected)."
+Read it from the connect-cb on (the first read is cached): once the socket
+has closed, only a value read before is still available, else nil."
   (let ((cached (ssl-socket-peer-cert-cache socket)))
     (if (not (eq cached :unknown))
         cached
@@ -201,7 +203,8 @@ ssl-context, or a raw SSL_CTX* adopted and owned), else (funcall BUILD)."
         (ssl-ctx (values (adopt-context ssl-ctx server) t))
         (t (funcall build))))
 
-(defun client-context (&key ssl-ctx ssl-options (ciphers nil ciphers-p) verify
+(defun client-context (&key ssl-ctx ssl-options (ciphers nil ciphers-p)
+                         (verify *ssl-verify-default*)
                          ca-file ca-path certificate key (keytype :pem) password
                          alpn min-version max-version)
   (resolve-context
@@ -312,6 +315,25 @@ accepted), TCP-SSL-ERROR (handshake or protocol failure), TCP-SSL-TRUNCATED
       (ssl-error rc (format nil "cannot set up TLS on the server: ~a"
                             (cl-async-ffi:strerror rc))))))
 
+(defmethod socket-accepted ((server tcp-ssl-server) (socket ssl-socket))
+  (setf (ssl-socket-server-side socket) t
+        (ssl-socket-context socket) (tcp-ssl-server-context server)
+        (ssl-socket-sni-function socket) (tcp-ssl-server-sni-function server)))
+
+(defmethod object-sni ((socket ssl-socket) name)
+  (let ((fn (ssl-socket-sni-function socket))
+        (choice nil))
+    (unwind-protect
+         (when fn
+           (catch-app-errors (socket-event-cb socket)
+             (setf choice (funcall fn name))))
+      (let ((c (socket-c socket)))
+        (when (and c (not (socket-closed-p socket)))
+          (cl-async-ffi:tcp-sni-select
+           c (if (and (typep choice 'ssl-context) (not (ssl-context-freed choice)))
+                 (ssl-context-c choice)
+                 (cl-async-ffi:null-pointer))))))))
+
 (defmethod close-socket-server :after ((server tcp-ssl-server))
   (release-server-context server))
 
@@ -326,23 +348,58 @@ accepted), TCP-SSL-ERROR (handshake or protocol failure), TCP-SSL-TRUNCATED
     (setf (tcp-ssl-server-owns-context server) nil)
     (free-ssl-context (tcp-ssl-server-context server))))
 
-(defun server-context (&key ssl-ctx certificate key (keytype :pem) password
-                         ssl-options (ciphers nil ciphers-p) ca-file ca-path
-                         verify-client alpn min-version max-version)
-  (resolve-context
-   ssl-ctx t
-   (lambda ()
-     (unless certificate
-       (error "tcp-ssl-server needs :certificate (a PEM chain file) and :key ~
-               (or :ssl-ctx with a context that has them)."))
-     (values (apply #'make-ssl-context
-                    :server t :certificate certificate :key key
-                    :keytype keytype :password password
-                    :ssl-options ssl-options :ca-file ca-file :ca-path ca-path
-                    :verify-client verify-client :alpn alpn
-                    :min-version min-version :max-version max-version
-                    (and ciphers-p (list :ciphers ciphers)))
-             t))))
+(defun server-context (&rest args &key ssl-ctx certificate key (keytype :pem)
+                                      password ssl-options (ciphers nil ciphers-p)
+                                      ca-file ca-path verify-client alpn
+                                      min-version max-version sni)
+  "The server's SSL-CONTEXT and whether the server owns it."
+  (declare (ignore keytype password ssl-options ciphers ca-file ca-path
+                   verify-client alpn min-version max-version))
+  (let ((settings (copy-list args)))
+    (dolist (k '(:ssl-ctx :sni :certificate :key)) (remf settings k))
+    (unless ciphers-p (remf settings :ciphers))
+    (multiple-value-bind (context owned)
+        (resolve-context
+         ssl-ctx t
+         (lambda ()
+           (unless certificate
+             (error "tcp-ssl-server needs :certificate (a PEM chain file) and ~
+                     :key (or :ssl-ctx with a context that has them)."))
+           (values (apply #'make-ssl-context :server t :certificate certificate
+                          :key key settings)
+                   t)))
+      (handler-bind ((error (lambda (e)
+                              (declare (ignore e))
+                              (when owned (free-ssl-context context)))))
+        (add-sni-entries context sni settings))
+      (values context owned))))
+
+(defun add-sni-entries (context sni settings)
+  "Sets up :sni on CONTEXT: a list of (hostname certificate key [password])
+entries, each a child context with SETTINGS, or a function asked for each
+name (see TCP-SSL-SERVER)."
+  (cond ((null sni))
+        ((or (functionp sni) (and (symbolp sni) (fboundp sni)))
+         (check-ctx-call (ssl-context-c context)
+                         (cl-async-ffi:tls-ctx-set-sni-ask (ssl-context-c context) t)
+                         "cannot enable :sni"))
+        ((listp sni)
+         (dolist (entry sni)
+           (destructuring-bind (name certificate &optional key password) entry
+             (let ((child (apply #'make-ssl-context :server t
+                                 :certificate certificate :key key
+                                 (if password
+                                     (list* :password password
+                                            (let ((s (copy-list settings)))
+                                              (remf s :password) s))
+                                     settings))))
+               (push child (ssl-context-sni-contexts context))
+               (check-ctx-call (ssl-context-c context)
+                               (cl-async-ffi:tls-ctx-add-sni (ssl-context-c context)
+                                                             name (ssl-context-c child))
+                               (format nil "cannot add the :sni entry ~s" name))))))
+        (t (error ":sni ~s: give a list of (hostname certificate key) entries ~
+                   or a function of the requested name." sni))))
 
 (defun tcp-ssl-server (bind-address port read-cb &rest args)
   "Like TCP-SERVER, but every accepted connection runs TLS (an SSL-SOCKET);
@@ -361,7 +418,14 @@ TCP-SERVER is accepted (:event-cb :connect-cb :backlog :stream :fd), plus:
   :ciphers       TLS 1.2 cipher list (default *ssl-default-ciphers*).
   :verify-client nil (default), :optional or :require a client certificate,
                  checked against :ca-file / :ca-path.
-  :alpn          protocols in order of preference.
+  :alpn          protocols in order of preference; a client offering none
+                 of them is served without ALPN.
+  :sni           other certificates by requested name: a list of
+                 (hostname certificate key [password]) entries (hostname
+                 may be \"*.example.com\"), or a function of the requested
+                 name (a string, or nil) returning an SSL-CONTEXT made with
+                 :server t (kept alive by the caller), or nil for the
+                 default certificate.
   :min-version :max-version  :tlsv1.2 or :tlsv1.3.
   :handshake-timeout  seconds (default *ssl-handshake-timeout*).
 
@@ -373,7 +437,7 @@ reach the event-cb as TCP-SSL-ERROR, and the connection is closed."
                               key (keytype :pem) password ssl-options
                               (ciphers nil ciphers-p) ca-file ca-path
                               verify-client alpn min-version max-version
-                              (handshake-timeout *ssl-handshake-timeout*)
+                              (handshake-timeout *ssl-handshake-timeout*) sni
                          &allow-other-keys)
         args
       (check-event-loop-running)
@@ -383,6 +447,7 @@ reach the event-cb as TCP-SSL-ERROR, and the connection is closed."
                  :keytype keytype :password password :ssl-options ssl-options
                  :ca-file ca-file :ca-path ca-path :verify-client verify-client
                  :alpn alpn :min-version min-version :max-version max-version
+                 :sni sni
                  (and ciphers-p (list :ciphers ciphers)))
         (let ((ok nil))
           (unwind-protect
@@ -394,8 +459,67 @@ reach the event-cb as TCP-SSL-ERROR, and the connection is closed."
                                             (setf (tcp-ssl-server-context server) context
                                                   (tcp-ssl-server-owns-context server) owned
                                                   (tcp-ssl-server-handshake-timeout server)
-                                                  handshake-timeout)))))
+                                                  handshake-timeout
+                                                  (tcp-ssl-server-sni-function server)
+                                                  (and sni (not (listp sni)) sni))))))
                  (setf ok t)
                  server)
             (unless ok
               (when owned (free-ssl-context context)))))))))
+
+;;;# STARTTLS
+
+(defun start-tls (socket &rest args &key server connect-cb (hostname nil hostname-p)
+                                      (handshake-timeout *ssl-handshake-timeout*)
+                                      (session t) &allow-other-keys)
+  "Upgrades SOCKET (or the socket of an async stream), a connected plain TCP
+socket, to TLS in place (STARTTLS), keeping its read-cb, write-cb and
+event-cb; it becomes an SSL-SOCKET.  With :SERVER t it takes the server
+side and the keywords of TCP-SSL-SERVER (:certificate, :key, :ssl-ctx,
+:verify-client, ...); otherwise the client side and those of
+TCP-SSL-CONNECT (:ca-file, :verify, :hostname, :alpn, ...).  :CONNECT-CB,
+if given, runs once the handshake is complete.
+
+Data written before the call goes out first as plaintext (write the
+protocol's \"go ahead\" reply, then call START-TLS); data received and
+not yet handed to the read-cb is fed to TLS.  Writes made after the call
+are held until the handshake completes.  Returns SOCKET."
+  (let* ((socket (if (typep socket 'async-stream) (stream-socket socket) socket))
+         (options (copy-list args)))
+    (dolist (k '(:server :connect-cb :hostname :handshake-timeout :session))
+      (remf options k))
+    (check-type socket tcp-socket)
+    (when (typep socket 'ssl-socket)
+      (error "start-tls: ~a already runs TLS." socket))
+    (when (or (socket-closed-p socket) (null (socket-c socket)))
+      (error 'socket-closed :socket socket :code -1
+                            :msg "start-tls: the socket is closed"))
+    (unless (socket-connected socket)
+      (error "start-tls: ~a is not connected yet; call it from the connect-cb ~
+              or later, or use tcp-ssl-connect." socket))
+    (multiple-value-bind (context owned)
+        (if server
+            (apply #'server-context options)
+            (apply #'client-context
+                   (loop :for (k v) :on options :by #'cddr
+                         :when (member k '(:ssl-ctx :ssl-options :ciphers :verify
+                                           :ca-file :ca-path :certificate :key
+                                           :keytype :password :alpn :min-version
+                                           :max-version))
+                           :append (list k v))))
+      (change-class socket 'ssl-socket)
+      (let ((name (if hostname-p hostname (socket-host socket))))
+        (setf (ssl-socket-context socket) context
+              (ssl-socket-owns-context socket) owned
+              (ssl-socket-server-side socket) (and server t)
+              (ssl-socket-verify-name socket) (and (not server) name)
+              (ssl-socket-session-key socket)
+              (and session (not server) name
+                   (format nil "~a:~a:~a" (socket-host socket) (socket-port socket) name))
+              (ssl-socket-handshake-timeout socket) handshake-timeout
+              (socket-connect-cb socket) connect-cb))
+      (handler-bind ((error (lambda (e)
+                              (declare (ignore e))
+                              (release-socket-context socket))))
+        (socket-attached socket))
+      socket)))

@@ -202,6 +202,7 @@ if it cannot listen.
         (when (socket-server-stream server)
           (attach-stream socket)
           (setf (streamish-drain-read-buffer socket) nil))
+        (socket-accepted server socket)
         (when (accept-connects-p server)
           (object-connected socket))
         id)))

@@ -50,12 +50,16 @@ the echo.  Returns a plist: :reply, :client-events, :server-events,
       (let ((server (apply #'as-ssl:tcp-ssl-server "127.0.0.1" 0
                            (lambda (s d) (as:write-socket-data s d))
                            :event-cb (lambda (e) (push e sevents))
-                           :connect-cb (lambda (s) (push s ssocks))
+                           :connect-cb (lambda (s)
+                                         ;; read (and cache) it while connected
+                                         (as-ssl:ssl-socket-peer-certificate s)
+                                         (push s ssocks))
                            (append server-args (server-args)))))
         (setf client
               (apply #'as-ssl:tcp-ssl-connect host (as:tcp-server-port server)
                      (lambda (s d)
                        (setf reply (text d))
+                       (as-ssl:ssl-socket-peer-certificate s)
                        (as:close-socket s)
                        (as:close-tcp-server server))
                      :event-cb (lambda (e)
