@@ -330,3 +330,36 @@ no more once *ssl-keylog-file* is unbound."
       (is (null (as-ssl::keylog-path)) "no SSLKEYLOGFILE in the test environment")
       (ssl-round-trip :client-args (ca))
       (is (= before (length (keylog-lines file)))))))
+
+;;;# Saved images
+
+(test works-in-a-saved-image
+  "A program saved with save-lisp-and-die reloads the C library at start-up
+and runs a TLS echo (callbacks are handed to C when the loop starts)."
+  (let* ((dir (certs-dir))
+         (image (format nil "~acasl-image-~a" dir (random 1000000)))
+         (script (format nil "~asave-image.lisp" dir)))
+    (with-open-file (s script :direction :output :if-exists :supersede)
+      (let ((*print-readably* nil))
+        (format s "(require :asdf)~%(push ~s asdf:*central-registry*)~%~
+                   (asdf:load-system :cl-async-ssl)~%~
+                   (defun main ()~%  (let ((got nil))~%    (as:with-event-loop ()~%      ~
+                   (let ((server (as-ssl:tcp-ssl-server \"127.0.0.1\" 0 ~
+                   (lambda (s d) (as:write-socket-data s d)) ~
+                   :certificate ~s :key ~s)))~%        ~
+                   (as-ssl:tcp-ssl-connect \"127.0.0.1\" (as:tcp-server-port server) ~
+                   (lambda (s d) (setf got (babel:octets-to-string d)) ~
+                   (as:close-socket s) (as:close-tcp-server server)) ~
+                   :ca-file ~s :data \"image ok\")))~%    ~
+                   (format t \"~~a~~%\" got)))~%~
+                   (sb-ext:save-lisp-and-die ~s :toplevel (lambda () (main) (sb-ext:exit)) ~
+                   :executable t)~%"
+                (namestring (asdf:system-source-directory :cl-async-ssl))
+                (cert "server-chain.pem") (cert "server.key") (cert "ca.pem") image)))
+    (uiop:run-program (list "sbcl" "--noinform" "--non-interactive" "--load" script)
+                      :output nil :error-output nil :ignore-error-status t)
+    (is-true (probe-file image) "the image was saved")
+    (when (probe-file image)
+      (let ((out (uiop:run-program (list image) :output :string :ignore-error-status t)))
+        (is (search "image ok" out) "the image printed ~s" out))
+      (delete-file image))))
