@@ -1128,7 +1128,8 @@ int casl_tls_ctx_set_verify(casl_tls_ctx *ctx, int mode) {
   default:
     return CASL_EINVAL;
   }
-  SSL_CTX_set_verify(ctx->ssl_ctx, m, SSL_CTX_get_verify_callback(ctx->ssl_ctx));
+  SSL_CTX_set_verify(ctx->ssl_ctx, m,
+                     SSL_CTX_get_verify_callback(ctx->ssl_ctx));
   ctx->verify = mode;
   ctx_ok(ctx);
   return 0;
