@@ -6,11 +6,14 @@
 #   make asan        the C tests under AddressSanitizer + UBSan
 #   make valgrind    the C tests under valgrind (no errors, no definite leaks)
 #   make fuzz        the TLS filter fuzzer for FUZZ_SECONDS (default 60)
+#   make stress      hostile peers, leaks and 10 000 connections against a
+#                    default tcp-ssl-server (STRESS_SIZE=short for CI)
 #   make bench-filter  the in-memory TLS filter benchmark
 #   make clean
 
 SHELL := /bin/sh
 FUZZ_SECONDS ?= 60
+STRESS_SIZE ?= full
 
 # Debian packages every target needs (installed when missing).
 DEPS = make gcc pkg-config sbcl cl-cffi cl-fiveam cl-babel cl-alexandria \
@@ -19,7 +22,7 @@ ASAN_DEPS = libasan8 libubsan1
 VALGRIND_DEPS = valgrind
 FUZZ_DEPS = clang libclang-rt-14-dev
 
-.PHONY: all deps build test demo asan valgrind fuzz bench-filter clean
+.PHONY: all deps build test demo asan valgrind fuzz bench-filter stress clean
 
 all: build
 
@@ -52,6 +55,9 @@ fuzz: deps
 	@sh t/install-deps.sh $(FUZZ_DEPS)
 	$(MAKE) -C c fuzz-bin
 	sh t/fuzz/run-fuzz.sh $(FUZZ_SECONDS)
+
+stress: build
+	sh t/stress/run-stress.sh $(STRESS_SIZE)
 
 bench-filter: deps
 	$(MAKE) -C c bench-filter-bin
