@@ -215,7 +215,8 @@ tcp-ssl-server, reusable contexts, and secure defaults.")
    #:ssl-socket #:tcp-ssl-connect #:tcp-ssl-server #:start-tls
    ;; contexts
    #:ssl-context #:make-ssl-context #:free-ssl-context #:ssl-context-pointer
-   #:*ssl-verify-default* #:*ssl-default-ciphers* #:*ssl-keylog-file*
+   #:*ssl-verify-default* #:*ssl-default-ciphers*
+   #:*ssl-server-cipher-exclusions* #:*ssl-keylog-file*
    #:*ssl-handshake-timeout*
    ;; connection details
    #:ssl-socket-protocol #:ssl-socket-cipher #:ssl-socket-alpn

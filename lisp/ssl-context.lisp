@@ -80,6 +80,13 @@ cl-async-ssl's unverified connections for old code.")
   "The TLS 1.2 cipher list used when :ciphers is not given (TLS 1.3 suites
 are OpenSSL's defaults).")
 
+(defvar *ssl-server-cipher-exclusions* ":!kRSA:!SHA1:!SHA256:!SHA384"
+  "Appended to *ssl-default-ciphers* on servers that are not given
+:ciphers: no TLS 1.2 key exchange without forward secrecy (kRSA) and no CBC
+modes (LUCKY13), so a default server offers only ECDHE with AES-GCM,
+ChaCha20-Poly1305, AES-CCM or ARIA-GCM.  Bind it to \"\" for the seed's
+list unchanged.")
+
 (defvar *ssl-handshake-timeout* 30
   "Seconds a TLS handshake may take before the connection is closed with a
 TCP-TIMEOUT (the default of :handshake-timeout; nil: no limit).")
@@ -194,10 +201,12 @@ Freeing twice does nothing."
                                 (ciphers nil ciphers-p) ssl-options min-version
                                 max-version alpn)
   "Applies the keywords of MAKE-SSL-CONTEXT to the casl_tls_ctx CTX."
-  (check-ctx-call ctx (cl-async-ffi:tls-ctx-set-ciphers
-                       ctx (if ciphers-p ciphers *ssl-default-ciphers*))
-                  (format nil "cipher list ~s rejected" (if ciphers-p ciphers
-                                                            *ssl-default-ciphers*)))
+  (let ((list (cond (ciphers-p ciphers)
+                    (server (concatenate 'string *ssl-default-ciphers*
+                                         *ssl-server-cipher-exclusions*))
+                    (t *ssl-default-ciphers*))))
+    (check-ctx-call ctx (cl-async-ffi:tls-ctx-set-ciphers ctx list)
+                    (format nil "cipher list ~s rejected" list)))
   (let ((bits (option-bits ssl-options)))
     (unless (zerop bits)
       (check-ctx-call ctx (cl-async-ffi:tls-ctx-set-options ctx bits)

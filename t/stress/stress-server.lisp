@@ -12,7 +12,9 @@
 ;;;;   "CLOSE\n"   the server closes the connection.
 ;;;; Environment: CASL_STRESS_CERTS (certificate directory),
 ;;;; CASL_STRESS_PORT_FILE (where the port is written),
-;;;; CASL_STRESS_HANDSHAKE_TIMEOUT (seconds, default 2).
+;;;; CASL_STRESS_HANDSHAKE_TIMEOUT (seconds, default 2),
+;;;; CASL_STRESS_CERT_NAME ("server", ECDSA, or "server-rsa"; see
+;;;; t/make-certs.sh).  Otherwise every setting is tcp-ssl-server's default.
 
 (require :asdf)
 (push (uiop:getcwd) asdf:*central-registry*)
@@ -22,6 +24,7 @@
 (in-package #:cl-async-ssl-stress-server)
 
 (defparameter *certs* (uiop:getenv "CASL_STRESS_CERTS"))
+(defparameter *cert-name* (or (uiop:getenv "CASL_STRESS_CERT_NAME") "server"))
 (defparameter *high-water* (* 1024 1024))
 (defparameter *chunk*
   (let ((v (make-array 65536 :element-type '(unsigned-byte 8))))
@@ -75,8 +78,8 @@ once it has drained (the write-cb stays on the socket: it checks STATE)."
   (let ((server (as-ssl:tcp-ssl-server
                  "127.0.0.1" 0 #'read-cb
                  :event-cb #'event-cb
-                 :certificate (format nil "~a/server-chain.pem" *certs*)
-                 :key (format nil "~a/server.key" *certs*)
+                 :certificate (format nil "~a/~a-chain.pem" *certs* *cert-name*)
+                 :key (format nil "~a/~a.key" *certs* *cert-name*)
                  :handshake-timeout (let ((s (uiop:getenv "CASL_STRESS_HANDSHAKE_TIMEOUT")))
                                       (if s (parse-number s) 2))
                  :backlog 4096)))
