@@ -1,0 +1,201 @@
+# report.awk -- turns the raw lines of run-bench.sh (tag key=value...,
+# tlsload's RESULT fields) into the markdown table of latest.md, and writes
+# the plot data (plotdir/plot-server.dat, plotdir/plot-client.dat).
+#
+#   awk -v N=3 -v idle="1000 10000" -v plotdir=DIR -f report.awk raw.txt > table.md
+#
+# Each figure is the median over its runs.  Ratio columns are "ours
+# relative to the peer, > 1 means ours is better": ours/peer where higher
+# is better, peer/ours where lower is better.
+
+function median(list,    a, n, i, j, t) {
+    n = split(list, a, " ")
+    if (n == 0) return ""
+    for (i = 2; i <= n; i++) {
+        t = a[i] + 0
+        for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
+        a[j + 1] = t
+    }
+    if (n % 2) return a[(n + 1) / 2] + 0
+    return (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function num(v) {
+    if (v == "") return "–"
+    if (v >= 1000 || v <= -1000) return sprintf("%.0f", v)
+    if (v >= 100 || v <= -100) return sprintf("%.0f", v)
+    if (v >= 10 || v <= -10) return sprintf("%.1f", v)
+    return sprintf("%.2f", v)
+}
+function ratio(ours, peer, better) {
+    if (ours == "" || peer == "" || ours + 0 <= 0 || peer + 0 <= 0) return ""
+    return better == "higher" ? ours / peer : peer / ours
+}
+function rtext(r) { return r == "" ? "–" : sprintf("%.2f", r) }
+function cell(side, fig, metric,    v, e, s) {
+    v = median(vals[side SUBSEP fig SUBSEP metric])
+    s = num(v)
+    if ((side SUBSEP fig) in errs) s = s " ⚠"
+    return s
+}
+function target_text(spec, r, ours,    kind, x) {
+    # spec: "ratio>=X" (against the first peer) or "value<=X" (ours alone)
+    if (spec == "") return ""
+    split(spec, kind, ":")
+    x = kind[2] + 0
+    if (kind[1] == "ratio")
+        return sprintf("vs node ≥ %.2f: %s", x, r == "" ? "n/a" : (r >= x ? "met" : "missed"))
+    if (kind[1] == "value")
+        return sprintf("≤ %s: %s", kind[2], ours == "" ? "n/a" : (ours <= x ? "met" : "missed"))
+    if (kind[1] == "ctx")
+        return sprintf("≥ %.2f: %s", x, r == "" ? "n/a" : (r >= x ? "met" : "missed"))
+    return ""
+}
+
+BEGIN {
+    # figure|metric|better|label|short label for the plot|target
+    ns = 0
+    S[++ns] = "tput1|mibps|higher|Echo throughput, 1 conn, 16 KiB chunks (MiB/s)|MiB/s 1c|"
+    S[++ns] = "tput1|server_mib_per_cpu_s|higher|  same, MiB echoed per server CPU-second|MiB/CPU-s 1c|ratio:1.5"
+    S[++ns] = "tput8|mibps|higher|Echo throughput, 8 conns, 16 KiB chunks (MiB/s)|MiB/s 8c|"
+    S[++ns] = "tput8|server_mib_per_cpu_s|higher|  same, MiB echoed per server CPU-second|MiB/CPU-s 8c|ratio:1.5"
+    S[++ns] = "hs_ec_1|hps|higher|Full handshakes/s, ECDSA P-256, 1 conn|hs/s EC 1c|"
+    S[++ns] = "hs_ec_1|server_us_per_hs|lower|  same, server CPU µs per handshake|µs/hs EC 1c|ratio:1.11"
+    S[++ns] = "hs_ec_16|hps|higher|Full handshakes/s, ECDSA P-256, 16 conns|hs/s EC 16c|"
+    S[++ns] = "hs_ec_16|server_us_per_hs|lower|  same, server CPU µs per handshake|µs/hs EC 16c|ratio:1.11"
+    S[++ns] = "hs_rsa_1|hps|higher|Full handshakes/s, RSA-2048, 1 conn|hs/s RSA 1c|"
+    S[++ns] = "hs_rsa_1|server_us_per_hs|lower|  same, server CPU µs per handshake|µs/hs RSA 1c|ratio:1.11"
+    S[++ns] = "hs_rsa_16|hps|higher|Full handshakes/s, RSA-2048, 16 conns|hs/s RSA 16c|"
+    S[++ns] = "hs_rsa_16|server_us_per_hs|lower|  same, server CPU µs per handshake|µs/hs RSA 16c|ratio:1.11"
+    S[++ns] = "lat1|p50_us|lower|64 B ping-pong, 1 conn: p50 round trip (µs)|p50 1c|"
+    S[++ns] = "lat1|p99_us|lower|  same, p99 round trip (µs)|p99 1c|ratio:1.0"
+    S[++ns] = "lat1|server_us_per_msg|lower|  same, server CPU µs per message|µs/msg 1c|"
+    S[++ns] = "lat100|rate|higher|64 B ping-pong, 100 conns: messages/s|msg/s 100c|"
+    S[++ns] = "lat100|p50_us|lower|  same, p50 round trip (µs)|p50 100c|"
+    S[++ns] = "lat100|p99_us|lower|  same, p99 round trip (µs)|p99 100c|"
+    S[++ns] = "lat100|server_us_per_msg|lower|  same, server CPU µs per message|µs/msg 100c|ratio:1.25"
+    nidle = split(idle, idles, " ")
+    for (i = 1; i <= nidle; i++) {
+        k = idles[i]
+        S[++ns] = "idle" k "|kb_per_conn|lower|Idle TLS connections, " k ": server RSS per connection (KiB)|KiB/conn " k "|" (k == 10000 ? "value:20" : "")
+        S[++ns] = "idle" k "|established|higher|  same, connections established|conns " k "|"
+        S[++ns] = "idle" k "|retained_kb_per_conn|lower|  same, RSS still held 1 s after they closed (KiB per former conn)|kept KiB " k "|"
+    }
+
+    nc = 0
+    C[++nc] = "ctput1|mibps|higher|Throughput, 1 conn, 16 KiB chunks (MiB/s)|MiB/s 1c|ratio:1.0"
+    C[++nc] = "ctput1|client_mib_per_cpu_s|higher|  same, MiB per client CPU-second|MiB/CPU-s 1c|"
+    C[++nc] = "ctput8|mibps|higher|Throughput, 8 conns, 16 KiB chunks (MiB/s)|MiB/s 8c|ratio:1.0"
+    C[++nc] = "ctput8|client_mib_per_cpu_s|higher|  same, MiB per client CPU-second|MiB/CPU-s 8c|"
+    C[++nc] = "chs16|hps|higher|Full handshakes/s, ECDSA, 16 conns, client verifying|hs/s 16c|ratio:1.0"
+    C[++nc] = "chs16|client_us_per_hs|lower|  same, client CPU µs per handshake|µs/hs 16c|"
+}
+
+{
+    delete kv
+    for (i = 1; i <= NF; i++) {
+        eq = index($i, "=")
+        if (eq > 1) kv[substr($i, 1, eq - 1)] = substr($i, eq + 1)
+    }
+}
+$1 == "LOG" { next }
+$1 == "EVENT" { died[kv["side"]] = died[kv["side"]] " " kv["figure"]; next }
+$1 == "EXTRA" || $1 ~ /^side=/ {
+    side = kv["side"]; fig = kv["figure"]
+    for (k in kv) {
+        if (k == "side" || k == "figure" || k == "run") continue
+        if (kv[k] ~ /^-?[0-9.]+$/) vals[side SUBSEP fig SUBSEP k] = vals[side SUBSEP fig SUBSEP k] " " kv[k]
+    }
+    if ($1 != "EXTRA") {
+        runs[side SUBSEP fig]++
+        if (kv["errors"] + 0 > 0) errs[side SUBSEP fig] += kv["errors"]
+        if (kv["failed"] == "1") { failed[side SUBSEP fig]++; if (!((side SUBSEP fig) in errs)) errs[side SUBSEP fig] = 0 }
+        if ("other_cpu" in kv) { other = other " " kv["other_cpu"]; nother++; if (kv["other_cpu"] + 0 > maxother) maxother = kv["other_cpu"] + 0 }
+        if ("proto" in kv && kv["proto"] != "none") protos[kv["proto"] " " kv["cipher"]] = 1
+        if (side == "node") have["node"] = 1
+        if (side == "clplus") have["clplus"] = 1
+        if (side == "node-client") have["node-client"] = 1
+    }
+}
+
+END {
+    pserver = plotdir "/plot-server.dat"
+    pclient = plotdir "/plot-client.dat"
+    printf "" > pserver
+    printf "" > pclient
+    neg = ""
+    for (p in protos) neg = neg (neg == "" ? "" : ", ") p
+    print "Negotiated: " (neg == "" ? "none" : neg) ". Other processes on the machine used a median of " \
+          num(median(other)) " CPUs (max " num(maxother) ") during the tlsload runs (tlsload's other_cpu): " \
+          (median(other) + 0 > 0.1 ? "**the machine was not quiet; absolute rates are noisy, CPU per unit of work less so.**" : "the machine was quiet.")
+    print ""
+    print "Ratio columns: **ours relative to the peer, > 1 means ours is better** (ours/peer where higher is better, peer/ours where lower is better). ⚠ marks a figure whose runs counted errors (see the notes below the tables)."
+    print ""
+    print "## Servers (tlsload against each echo server)"
+    print ""
+    print "| figure | better | ours (tcp-ssl-server) | node tls | cl+ssl | ours vs node | ours vs cl+ssl | issue 6 target |"
+    print "|---|---|---|---|---|---|---|---|"
+    for (i = 1; i <= ns; i++) {
+        split(S[i], f, "|")
+        o = median(vals["lisp" SUBSEP f[1] SUBSEP f[2]])
+        n = median(vals["node" SUBSEP f[1] SUBSEP f[2]])
+        c = median(vals["clplus" SUBSEP f[1] SUBSEP f[2]])
+        rn = ratio(o, n, f[3]); rc = ratio(o, c, f[3])
+        better = f[3]
+        if (f[2] == "established") { better = "higher"; rn = ""; rc = "" }
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f[4], better, cell("lisp", f[1], f[2]),
+            have["node"] ? cell("node", f[1], f[2]) : "skipped", have["clplus"] ? cell("clplus", f[1], f[2]) : "skipped",
+            rtext(rn), rtext(rc), target_text(f[6], rn, o)
+        if (f[2] != "established")
+            printf "\"%s\" %s %s\n", f[5], rn == "" ? "NaN" : rn, rc == "" ? "NaN" : rc >> pserver
+    }
+    print ""
+    print "## Our client (tcp-ssl-connect) against Node's tls echo server"
+    print ""
+    print "| figure | better | ours (lisp-client.lisp) | node tls client | tlsload | ours vs node client | ours vs tlsload | issue 6 target |"
+    print "|---|---|---|---|---|---|---|---|"
+    for (i = 1; i <= nc; i++) {
+        split(C[i], f, "|")
+        o = median(vals["lisp-client" SUBSEP f[1] SUBSEP f[2]])
+        n = median(vals["node-client" SUBSEP f[1] SUBSEP f[2]])
+        t = median(vals["tlsload" SUBSEP f[1] SUBSEP f[2]])
+        rn = ratio(o, n, f[3]); rt = ratio(o, t, f[3])
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f[4], f[3], cell("lisp-client", f[1], f[2]),
+            have["node-client"] ? cell("node-client", f[1], f[2]) : "skipped", cell("tlsload", f[1], f[2]),
+            rtext(rn), rtext(rt), target_text(f[6], rn, o)
+        printf "\"%s\" %s %s\n", f[5], rn == "" ? "NaN" : rn, rt == "" ? "NaN" : rt >> pclient
+    }
+    d = median(vals["lisp-client" SUBSEP "chs16" SUBSEP "hps"])
+    s = median(vals["lisp-client-shared" SUBSEP "chs16" SUBSEP "hps"])
+    r = (d != "" && s != "" && s + 0 > 0) ? d / s : ""
+    print ""
+    print "Trust store per connect: our client's full handshakes/s (16 conns, verifying) with default settings (`:ca-file`, the library's cached context) vs. with one `as-ssl:make-ssl-context` passed as `:ssl-ctx`:"
+    print ""
+    print "| default settings (hs/s) | shared :ssl-ctx (hs/s) | default / shared | client CPU µs/hs default | client CPU µs/hs shared | issue 6 target |"
+    print "|---|---|---|---|---|---|"
+    printf "| %s | %s | %s | %s | %s | %s |\n", cell("lisp-client", "chs16", "hps"), cell("lisp-client-shared", "chs16", "hps"),
+        rtext(r), cell("lisp-client", "chs16", "client_us_per_hs"), cell("lisp-client-shared", "chs16", "client_us_per_hs"),
+        target_text("ctx:0.9", r, "")
+    printf "\"ctx default/shared\" %s NaN\n", r == "" ? "NaN" : r >> pclient
+    print ""
+    print "Notes:"
+    print ""
+    print "- Better: the direction in which a figure is better (higher MiB/s, handshakes/s and messages/s; lower latency, CPU µs and KiB)."
+    print "- Server CPU is the server process's user+system time over the measured window (tlsload `--server-pid`), so CPU per unit of work is comparable even when the client is the bottleneck; client CPU is the client process's own."
+    print "- Idle: tlsload opens the connections (handshake and a 1-byte echo each), holds them, and samples the server's VmRSS; per connection = (RSS while holding − RSS before) / established.  \"Still held\" is the server's VmRSS 1 s after tlsload closed them, minus RSS before, per former connection."
+    print "- cl+ssl: Debian's cl-plus-ssl, blocking streams over sb-bsd-sockets, one thread per connection, certificate and key given to make-ssl-server-stream (cl+ssl loads them per connection), stream buffers raised to 64 KiB."
+    print "- Our client and Node's client verify the server (chain and name, a throwaway CA); tlsload runs with `--cafile` so it verifies too; full handshakes only (no resumption: `:session nil`)."
+    for (k in errs) {
+        split(k, kk, SUBSEP)
+        printf "- ⚠ %s, %s: %d errors counted over %d runs%s.\n", kk[1], kk[2], errs[k], runs[k], \
+            (k in failed) ? sprintf(" (%d runs gave no result)", failed[k]) : ""
+    }
+    for (k in died) printf "- The %s server died during:%s (restarted).\n", k, died[k]
+    for (k in vals) {
+        split(k, kk, SUBSEP)
+        if (kk[3] == "established" && kk[2] ~ /^idle/) {
+            want = substr(kk[2], 5) + 0
+            got = median(vals[k])
+            if (got < want) printf "- %s, %s: only %d of %d connections were established (median); the RSS per connection is over those.\n", kk[1], kk[2], got, want
+        }
+    }
+}
