@@ -65,3 +65,17 @@ bench-filter: deps
 
 clean:
 	$(MAKE) -C c clean
+
+# make bench: our TLS echo server and client against Node's tls and cl+ssl
+# (t/bench/run-bench.sh; BENCH_N, BENCH_DURATION, ... as described there).
+# Builds the shared tlsload load generator into t/bench/build/.
+BENCH_DEPS = gnuplot-nox cl-plus-ssl cl-usocket cl-flexi-streams cl-trivial-garbage
+TLSLOAD_DIR ?= $(abspath $(CURDIR)/../shared/tools/tlsload)
+
+.PHONY: bench
+bench: build
+	@sh t/install-deps.sh $(BENCH_DEPS)
+	@test -f $(TLSLOAD_DIR)/tlsload.c || { echo "bench: no tlsload source in $(TLSLOAD_DIR) (set TLSLOAD_DIR)"; exit 1; }
+	@mkdir -p t/bench/build
+	$(MAKE) -s -C t/bench/build -f $(TLSLOAD_DIR)/Makefile VPATH=$(TLSLOAD_DIR) tlsload
+	bash t/bench/run-bench.sh
