@@ -103,6 +103,19 @@ static int data_both_ways(int ver) {
   /* Batched: the two client writes were decrypted into one buffer. */
   ASSERT_EQ(p.s.plaintexts, 1);
   ASSERT_EQ(casl_tls_pending_plaintext(p.c.t), 0);
+  /* and a 100 000-byte write (7 records) is one ciphertext batch */
+  {
+    static char big[100000];
+    int before = p.c.ciphertexts;
+    memset(big, 'b', sizeof(big));
+    ASSERT_OK(casl_tls_write(p.c.t, big, sizeof(big)));
+    ASSERT_EQ(p.c.ciphertexts, before + 1);
+    ASSERT(p.c.qlen > sizeof(big));
+    tpair_run(&p);
+    ASSERT_EQ(p.s.rx_len, 13 + sizeof(big));
+    /* decrypted into as few 64 KiB buffers as possible */
+    ASSERT_EQ(p.s.plaintexts, 1 + 2);
+  }
   tpair_free(&p);
   casl_tls_ctx_unref(cc);
   casl_tls_ctx_unref(sc);
