@@ -51,7 +51,8 @@ pending DNS lookup.")
 ;;;# Starting and stopping
 
 (defun start-event-loop (start-fn &key catch-app-errors
-                                    (send-errors-to-eventcb t))
+                                    (send-errors-to-eventcb
+                                     *send-errors-to-eventcb*))
   "Runs an event loop in this thread until nothing keeps it alive or
 EXIT-EVENT-LOOP is called.  START-FN (a function of no arguments) runs on
 the loop's first pass, not synchronously.
@@ -63,7 +64,7 @@ the loop's first pass, not synchronously.
       caught and handed to the operation's event-cb, else to the function,
       else to HANDLE-ERROR, and the loop goes on.
   :send-errors-to-eventcb  with :catch-app-errors, whether caught errors go
-      to the event-cb of the operation (default t).
+      to the event-cb of the operation (default *send-errors-to-eventcb*, t).
 
 Returns 0 after a natural end, 1 if stopped while handles were active.
 Loops do not nest; each thread may run its own."
@@ -91,7 +92,8 @@ Loops do not nest; each thread may run its own."
              (cl-async-ffi:loop-run ptr))
         (teardown-loop base)))))
 
-(defmacro with-event-loop ((&key catch-app-errors (send-errors-to-eventcb t))
+(defmacro with-event-loop ((&key catch-app-errors
+                             (send-errors-to-eventcb '*send-errors-to-eventcb*))
                            &body body)
   "Runs BODY on a new event loop: START-EVENT-LOOP with a lambda over BODY.
 See START-EVENT-LOOP for the options."

@@ -130,7 +130,9 @@ handling of cl-async, and upstream's registry helpers.")
            #:ipv4-address-p
            #:ipv6-address-p
            #:ip-address-p
-           #:define-condition-alias))
+           #:define-condition-alias
+           ;; upstream internals, exported so code using them reads
+           #:*send-errors-to-eventcb* #:send-to-eventcb))
 
 (defpackage #:cl-async-ext
   (:use #:cl)
@@ -202,7 +204,28 @@ the API of the original cl-async.")
    #:async-stream #:stream-socket #:async-input-stream
    #:async-output-stream #:async-io-stream
    ;; misc
-   #:mkdtemp))
+   #:mkdtemp #:*send-errors-to-eventcb*
+   ;; idlers: a callback on every pass of the loop
+   #:idler #:idle #:free-idler #:idler-freed-p
+   ;; signal numbers (Linux)
+   #:+sighup+ #:+sigint+ #:+sigquit+ #:+sigill+ #:+sigtrap+ #:+sigabrt+
+   #:+sigemt+ #:+sigfpe+ #:+sigkill+ #:+sigbus+ #:+sigsegv+ #:+sigsys+
+   #:+sigpipe+ #:+sigalrm+ #:+sigterm+ #:+sigurg+ #:+sigstop+ #:+sigtstp+
+   #:+sigcont+ #:+sigchld+ #:+sigttin+ #:+sigttou+ #:+sigio+ #:+sigxcpu+
+   #:+sigxfsz+ #:+sigvtalrm+ #:+sigprof+ #:+sigwinch+ #:+siginfo+
+   #:+sigusr1+ #:+sigusr2+
+   ;; conditions of the parts of cl-async outside the TCP subset
+   #:pipe-not-found #:filesystem-error #:filesystem-enoent
+   #:filesystem-eacces #:filesystem-eperm
+   ;; Exported so that programs written for cl-async read without reader
+   ;; errors; not implemented here (only the TCP subset is): calling them
+   ;; signals UNDEFINED-FUNCTION.
+   #:watch-fd #:fd-add #:signal-handler #:free-signal-handler
+   #:clear-signal-handlers #:reverse-dns-lookup #:start-dns-logging
+   #:stop-dns-logging #:pipe-connect #:pipe-server #:poller
+   #:poller-freed-p #:free-poller #:poll #:spawn #:process-input
+   #:process-output #:process-error-output #:process-kill #:fs-watch
+   #:fs-unwatch #:fs-monitor-close))
 
 (defpackage #:cl-async-ssl
   (:use #:cl #:cl-async-base #:cl-async-util #:cl-async #:cl-async-ext)

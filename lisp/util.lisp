@@ -202,6 +202,10 @@ either matches conditions made with either."
 
 ;;;# Errors in callbacks
 
+(defvar *send-errors-to-eventcb* t
+  "The default of START-EVENT-LOOP's :send-errors-to-eventcb: with
+:catch-app-errors, caught errors go to the operation's event-cb.")
+
 (defvar *passthrough-errors* '()
   "Types of errors that cl-async's error catching never intercepts (for
 example a test framework's check failures).")

@@ -262,3 +262,21 @@ way round."
     (is (stringp dir))
     (is-true (probe-file (concatenate 'string dir "/")))
     (when dir (uiop:delete-empty-directory (concatenate 'string dir "/")))))
+
+(test idle-runs-on-every-pass-until-freed
+  (let ((runs 0) (idler nil))
+    (as:with-event-loop ()
+      (setf idler (as:idle (lambda ()
+                             (when (= (incf runs) 10)
+                               (as:free-idler idler))))))
+    (is (= 10 runs))
+    (is-true (as:idler-freed-p idler))))
+
+(test upstream-symbols-read
+  "Every symbol of upstream's cl-async export list reads (the parts outside
+the TCP subset too), so upstream programs load."
+  (dolist (name '("SPAWN" "PIPE-CONNECT" "SIGNAL-HANDLER" "IDLE" "POLL" "FS-WATCH"
+                  "+SIGINT+" "MKDTEMP" "*SEND-ERRORS-TO-EVENTCB*" "FILESYSTEM-ENOENT"
+                  "INIT-TCP-SOCKET" "SOCKET-SOCKET" "SOCKET-ACCEPT-ERROR-TCP-SERVER"))
+    (is (eq :external (nth-value 1 (find-symbol name :cl-async))) "~a" name))
+  (is (= 2 as:+sigint+)))
