@@ -246,8 +246,9 @@ typedef struct casl_tls_callbacks {
  * required, the other callbacks may be NULL.  name: client only, the
  * server name for SNI and verification: a DNS name, or an IP literal
  * that is checked against the certificate's IP SANs and not sent as SNI;
- * NULL: no SNI and no name check.  session_key: client only, the key under which sessions are saved and offered (NULL: no
- * resumption).  Callbacks may call any casl_tls_* function, including
+ * NULL: no SNI and no name check.  session_key: client only, the key
+ * under which sessions are saved and offered (NULL: no resumption).
+ * Callbacks may call any casl_tls_* function, including
  * casl_tls_free (deferred until the filter returns). */
 CASL_EXTERN int casl_tls_new(casl_tls **out, casl_tls_ctx *ctx, int server,
                              const char *name, const char *session_key,
