@@ -99,11 +99,19 @@ typedef struct casl_tls casl_tls;
 /* The default TLS <= 1.2 cipher list (the original cl-async-ssl's). */
 #define CASL_DEFAULT_CIPHERS \
   "HIGH:!RC4:!MD5:!aNULL:!EDH:!EXP:+ECDHE-RSA-AES128-SHA256:+3DES"
+/* Servers default to it without key exchange lacking forward secrecy
+ * (kRSA) and without CBC modes: ECDHE with AEAD ciphers only. */
+#define CASL_DEFAULT_SERVER_CIPHERS \
+  CASL_DEFAULT_CIPHERS ":!kRSA:!SHA1:!SHA256:!SHA384"
+/* Default key exchange groups: none under 128-bit security (no
+ * ffdhe2048). */
+#define CASL_DEFAULT_GROUPS \
+  "X25519:P-256:X448:P-384:P-521:ffdhe3072:ffdhe4096:ffdhe6144:ffdhe8192"
 
 /* Creates a context with secure defaults: TLS 1.2 minimum, no
  * renegotiation, no compression, server cipher preference, session tickets
  * and a server session cache, idle buffers released, the default cipher
- * list.  Client contexts verify the peer (CASL_VERIFY_PEER) against the
+ * list (CASL_DEFAULT_SERVER_CIPHERS for servers), CASL_DEFAULT_GROUPS.  Client contexts verify the peer (CASL_VERIFY_PEER) against the
  * trust anchors loaded later; servers do not ask for client certificates.
  * Nothing is loaded (no certificate, no trust store).  *out holds one
  * reference. */
@@ -132,6 +140,8 @@ CASL_EXTERN int casl_tls_ctx_clear_options(casl_tls_ctx *ctx,
 CASL_EXTERN uint64_t casl_tls_ctx_get_options(const casl_tls_ctx *ctx);
 /* TLS <= 1.2 cipher list (OpenSSL syntax). */
 CASL_EXTERN int casl_tls_ctx_set_ciphers(casl_tls_ctx *ctx, const char *list);
+/* Key exchange groups, most preferred first ("X25519:P-256"). */
+CASL_EXTERN int casl_tls_ctx_set_groups(casl_tls_ctx *ctx, const char *groups);
 /* TLS 1.3 cipher suites (OpenSSL syntax). */
 CASL_EXTERN int casl_tls_ctx_set_ciphersuites(casl_tls_ctx *ctx,
                                               const char *suites);

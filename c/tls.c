@@ -648,7 +648,10 @@ int casl_tls_ctx_new(casl_tls_ctx **out, int server) {
   SSL_CTX_clear_options(c, SSL_OP_NO_TICKET);
   SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS |
                           SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-  if (!SSL_CTX_set_cipher_list(c, CASL_DEFAULT_CIPHERS))
+  if (!SSL_CTX_set_cipher_list(c, server ? CASL_DEFAULT_SERVER_CIPHERS
+                                          : CASL_DEFAULT_CIPHERS))
+    goto fail;
+  if (!SSL_CTX_set1_groups_list(c, CASL_DEFAULT_GROUPS))
     goto fail;
   if (server) {
     if (!SSL_CTX_set_session_id_context(c, (const unsigned char *)SID_CTX,
@@ -785,6 +788,16 @@ int casl_tls_ctx_set_ciphersuites(casl_tls_ctx *ctx, const char *suites) {
   ERR_clear_error();
   if (!SSL_CTX_set_ciphersuites(ctx->ssl_ctx, suites))
     return ctx_fail(ctx, CASL_ECONFIG, "TLS 1.3 cipher suites rejected", 1);
+  ctx_ok(ctx);
+  return 0;
+}
+
+int casl_tls_ctx_set_groups(casl_tls_ctx *ctx, const char *groups) {
+  if (ctx == NULL || groups == NULL)
+    return CASL_EINVAL;
+  ERR_clear_error();
+  if (!SSL_CTX_set1_groups_list(ctx->ssl_ctx, groups))
+    return ctx_fail(ctx, CASL_ECONFIG, "key exchange groups rejected", 1);
   ctx_ok(ctx);
   return 0;
 }

@@ -24,6 +24,10 @@
 
 #include "test.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #define X(name) TEST_DECLARE(name)
 #include "test-list-core.h"
 #include "test-list-tls.h"
@@ -94,8 +98,15 @@ static int run_one(const struct test_entry *t, unsigned timeout) {
     return 1;
   }
   if (pid == 0) {
+    int rc;
     alarm(timeout);
-    _exit(t->fn() == 0 ? 0 : 1);
+    rc = t->fn() == 0 ? 0 : 1;
+#if defined(__SANITIZE_ADDRESS__) || defined(CASL_HAVE_LSAN)
+    /* _exit skips LeakSanitizer's exit check: run it here. */
+    if (__lsan_do_recoverable_leak_check() != 0)
+      rc = 1;
+#endif
+    _exit(rc);
   }
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) {
