@@ -6,6 +6,7 @@
 #   make asan        the C tests under AddressSanitizer + UBSan
 #   make valgrind    the C tests under valgrind (no errors, no definite leaks)
 #   make fuzz        the TLS filter fuzzer for FUZZ_SECONDS (default 60)
+#   make scan        sslscan and testssl.sh against a default tcp-ssl-server
 #   make stress      hostile peers, leaks and 10 000 connections against a
 #                    default tcp-ssl-server (STRESS_SIZE=short for CI)
 #   make bench-filter  the in-memory TLS filter benchmark
@@ -22,7 +23,7 @@ ASAN_DEPS = libasan8 libubsan1
 VALGRIND_DEPS = valgrind
 FUZZ_DEPS = clang libclang-rt-14-dev
 
-.PHONY: all deps build test demo asan valgrind fuzz bench-filter stress clean
+.PHONY: all deps build test demo asan valgrind fuzz bench-filter stress scan clean
 
 all: build
 
@@ -55,6 +56,10 @@ fuzz: deps
 	@sh t/install-deps.sh $(FUZZ_DEPS)
 	$(MAKE) -C c fuzz-bin
 	sh t/fuzz/run-fuzz.sh $(FUZZ_SECONDS)
+
+scan: build
+	@sh t/install-deps.sh testssl.sh sslscan
+	sh t/scan/run-scan.sh
 
 stress: build
 	sh t/stress/run-stress.sh $(STRESS_SIZE)
