@@ -49,7 +49,7 @@ valgrind: deps
 	@sh t/install-deps.sh $(VALGRIND_DEPS)
 	$(MAKE) -C c MODE=debug tests
 	CASL_TEST_SCALE=$${CASL_TEST_SCALE:-0.05} valgrind -q --error-exitcode=1 \
-	  --leak-check=full --errors-for-leak-kinds=definite \
+	  --leak-check=full --errors-for-leak-kinds=definite --show-possibly-lost=no \
 	  --suppressions=t/c/valgrind.supp c/build-debug/run-tests --timeout 900
 
 fuzz: deps
