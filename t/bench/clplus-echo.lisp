@@ -10,9 +10,12 @@
 ;;;; handshake) and echoes: a blocking READ-BYTE waits for the next record,
 ;;;; then the rest of that record (SSL_pending) is read and everything is
 ;;;; written back and flushed.  cl+ssl's stream buffers are raised from 2 KiB
-;;;; to 64 KiB so that a 16 KiB chunk is one SSL_write (one TLS record), not
-;;;; eight.  Errors other than a client's abrupt close are reported on
-;;;; stderr (first of each kind, then at every power of ten).
+;;;; to 16 KiB, a full TLS record, so that a 16 KiB chunk is one SSL_write
+;;;; (one record), not eight.  Errors other than a client's abrupt close are
+;;;; reported on stderr (first of each kind, then at every power of ten).
+;;;;
+;;;; make bench runs it with --dynamic-space-size 4GB (SBCL's default 1 GB
+;;;; heap runs out before 10000 connections, each holding its buffers).
 
 (require :asdf)
 (require :sb-bsd-sockets)
@@ -39,8 +42,10 @@
   (cffi:foreign-funcall "SSL_pending" :pointer (cl+ssl::ssl-stream-handle stream)
                                       :int))
 
+(defconstant +record+ 16384 "The largest TLS record payload.")
+
 (defun echo (stream)
-  (let ((buffer (make-array 65536 :element-type '(unsigned-byte 8))))
+  (let ((buffer (make-array +record+ :element-type '(unsigned-byte 8))))
     (loop
       (let ((byte (read-byte stream nil nil)))
         (unless byte (return))
@@ -57,7 +62,7 @@
           (setf stream (cl+ssl:make-ssl-server-stream
                         (sb-bsd-sockets:socket-file-descriptor socket)
                         :certificate certificate :key key
-                        :buffer-size 65536))
+                        :buffer-size +record+))
           (echo stream))
       ((or end-of-file sb-int:broken-pipe sb-int:simple-stream-error) ())
       (cl+ssl::ssl-error-syscall ())

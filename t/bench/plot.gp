@@ -40,7 +40,7 @@ plot serverdat using 2:xtic(1) title "ours vs node tls" lc rgb "#3b7dd8", \
 
 set xrange [-0.7:nclient - 0.3]
 set title "Clients: our tcp-ssl-connect vs Node tls client and tlsload (against Node's echo server)"
-plot clientdat using 2:xtic(1) title "ours vs node client (last bar: default / shared ctx)" lc rgb "#3b7dd8", \
+plot clientdat using 2:xtic(1) title "ours vs node client (ctx bars: default settings vs shared :ssl-ctx)" lc rgb "#3b7dd8", \
      '' using 3 title "ours vs tlsload" lc rgb "#6aa84f", \
      1 with lines lw 2 lc rgb "#c0392b" title "1.0 (equal)"
 

@@ -104,7 +104,7 @@ start_server() {   # start_server NAME ecdsa|rsa: sets SPID, SPORT
   case $1 in
     lisp)   $PIN_SERVER sbcl --script "$here/lisp-echo.lisp" "$cert" "$key" >"$out" 2>>"$tmp/$1.log" & ;;
     node)   $PIN_SERVER node "$here/node-echo.js" "$cert" "$key" >"$out" 2>>"$tmp/$1.log" & ;;
-    clplus) $PIN_SERVER sbcl --script "$here/clplus-echo.lisp" "$cert" "$key" >"$out" 2>>"$tmp/$1.log" & ;;
+    clplus) $PIN_SERVER sbcl --dynamic-space-size 4GB --script "$here/clplus-echo.lisp" "$cert" "$key" >"$out" 2>>"$tmp/$1.log" & ;;
   esac
   SPID=$!
   pids="$pids $SPID"
@@ -177,7 +177,7 @@ server_figures() { # server_figures NAME
   for k in $IDLE_CONNS; do
     for r in $(seq "$N"); do
       start_server "$s" ecdsa
-      tlsload "side=$s figure=idle$k run=$r" idle --port "$SPORT" --conns "$k" --duration "$HOLD" --setup-timeout 30 --ramp 200
+      tlsload "side=$s figure=idle$k run=$r" idle --port "$SPORT" --conns "$k" --duration "$HOLD" --setup-timeout 40 --ramp 200
       # what the server keeps once every idle connection is gone
       sleep 1
       after=$(rss_kb "$SPID")
