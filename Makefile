@@ -6,6 +6,7 @@
 #   make asan        the C tests under AddressSanitizer + UBSan
 #   make valgrind    the C tests under valgrind (no errors, no definite leaks)
 #   make fuzz        the TLS filter fuzzer for FUZZ_SECONDS (default 60)
+#   make lint        cppcheck and clang-tidy (analyzer and bugprone checks) over c/
 #   make scan        sslscan and testssl.sh against a default tcp-ssl-server
 #   make stress      hostile peers, leaks and 10 000 connections against a
 #                    default tcp-ssl-server (STRESS_SIZE=short for CI)
@@ -23,7 +24,7 @@ ASAN_DEPS = libasan8 libubsan1
 VALGRIND_DEPS = valgrind
 FUZZ_DEPS = clang libclang-rt-14-dev
 
-.PHONY: all deps build test demo asan valgrind fuzz bench-filter stress scan clean
+.PHONY: all deps build test demo asan valgrind fuzz bench-filter stress scan lint clean
 
 all: build
 
@@ -56,6 +57,14 @@ fuzz: deps
 	@sh t/install-deps.sh $(FUZZ_DEPS)
 	$(MAKE) -C c fuzz-bin
 	sh t/fuzz/run-fuzz.sh $(FUZZ_SECONDS)
+
+LINT_CHECKS = -*,clang-analyzer-*,bugprone-*,-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier,-bugprone-narrowing-conversions,-bugprone-implicit-widening-of-multiplication-result
+lint: deps
+	@sh t/install-deps.sh cppcheck clang-tidy
+	cppcheck --enable=warning,performance,portability --quiet --std=c11 \
+	  -I c $$(pkg-config --cflags-only-I libuv openssl) c/*.c
+	clang-tidy --quiet -checks='$(LINT_CHECKS)' c/util.c c/loop.c c/tcp.c c/tls.c \
+	  -- -std=c11 -D_GNU_SOURCE -Ic $$(pkg-config --cflags libuv openssl)
 
 scan: build
 	@sh t/install-deps.sh testssl.sh sslscan

@@ -65,10 +65,10 @@ void casl__handle_init(casl_loop *loop, casl_handle *h, casl_htype type,
 
 static void handle_unlink(casl_handle *h) {
   casl_loop *loop = h->loop;
-  if (h->prev != NULL)
-    h->prev->next = h->next;
-  else
+  if (loop->handles == h)
     loop->handles = h->next;
+  else if (h->prev != NULL)
+    h->prev->next = h->next;
   if (h->next != NULL)
     h->next->prev = h->prev;
   h->prev = h->next = NULL;
@@ -368,7 +368,7 @@ int casl_loop_new(casl_loop **out, const casl_callbacks *cbs) {
 }
 
 int casl_loop_run(casl_loop *loop) {
-  int alive = 1;
+  int alive;
   if (loop->running)
     return CASL_ESTATE;
   loop->running = 1;
@@ -481,8 +481,14 @@ void casl_loop_free(casl_loop *loop) {
       break;
     uv_walk(&loop->uv, walk_close_cb, NULL);
   }
-  while (loop->handles != NULL)
-    handle_free(loop->handles);
+  while (loop->handles != NULL) {
+    casl_handle *h = loop->handles;
+    loop->handles = h->next; /* pop it first: handle_free unlinks no more */
+    if (loop->handles != NULL)
+      loop->handles->prev = NULL;
+    h->next = h->prev = NULL;
+    handle_free(h);
+  }
   while ((ev = loop->ev_free) != NULL) {
     loop->ev_free = ev->next;
     free(ev);

@@ -37,6 +37,7 @@ static void set_err(casl_tcp *c, const char *fmt, ...) {
   char buf[1024];
   va_list ap;
   va_start(ap, fmt);
+  /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): started above */
   (void)vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
   free(c->err);
@@ -68,6 +69,7 @@ static void report_error(casl_tcp *c, int code, const char *fmt, ...) {
     return;
   c->failed = 1;
   va_start(ap, fmt);
+  /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): started above */
   (void)vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
   set_err(c, "%s", buf);
