@@ -72,6 +72,16 @@
       (/ (+ (parse-integer (nth 12 fields)) (parse-integer (nth 13 fields)))
          *clock-ticks*))))
 
+(defun host-busy-seconds ()
+  "CPU seconds the whole machine was busy (/proc/stat: all but idle and
+iowait), as tlsload counts them."
+  (with-open-file (in "/proc/stat")
+    (let ((v (mapcar #'parse-integer
+                     (remove "" (rest (uiop:split-string (read-line in) :separator " "))
+                             :test #'string=))))
+      (/ (+ (nth 0 v) (nth 1 v) (nth 2 v) (nth 5 v) (nth 6 v) (nth 7 v))
+         *clock-ticks*))))
+
 (defun now ()
   (/ (get-internal-real-time) internal-time-units-per-second))
 
@@ -218,7 +228,7 @@ bytes at a time, like memcmp, so checking costs little next to TLS."
          (duration (number-option opt "--duration"))
          (warmup (number-option opt "--warmup"))
          (conns (number-option opt "--conns"))
-         t0 t1 c0 c1 cpu0 cpu1 scpu0 scpu1)
+         t0 t1 c0 c1 cpu0 cpu1 scpu0 scpu1 h0 h1)
     (unless (member mode '("throughput" "handshake") :test #'equal)
       (format *error-output* "usage: lisp-client.lisp throughput|handshake --port P --ca-file F ...~%")
       (sb-ext:exit :code 2 :abort t))
@@ -231,10 +241,10 @@ bytes at a time, like memcmp, so checking costs little next to TLS."
             (start-streaming opt context-args)
             (start-handshakes opt context-args))
         (as:with-delay (warmup)
-          (setf t0 (now) c0 *count* cpu0 (proc-cpu-seconds "self")
+          (setf t0 (now) c0 *count* cpu0 (proc-cpu-seconds "self") h0 (host-busy-seconds)
                 scpu0 (and server-pid (proc-cpu-seconds server-pid)))
           (as:with-delay (duration)
-            (setf t1 (now) c1 *count* cpu1 (proc-cpu-seconds "self")
+            (setf t1 (now) c1 *count* cpu1 (proc-cpu-seconds "self") h1 (host-busy-seconds)
                   scpu1 (and server-pid (proc-cpu-seconds server-pid))
                   *running* nil)
             (as:exit-event-loop)))))
@@ -243,16 +253,18 @@ bytes at a time, like memcmp, so checking costs little next to TLS."
            (rate (/ done wall))
            (client-cpu (/ (- cpu1 cpu0) wall))
            (server-cpu (and server-pid (/ (- scpu1 scpu0) wall)))
+           (host-cpu (/ (- h1 h0) wall))
+           (other-cpu (- host-cpu client-cpu (or server-cpu 0)))
            (common (format nil "RESULT mode=~a client=lisp transport=tls proto=~a cipher=~a conns=~d threads=1"
                            mode (or (first *proto*) "none") (or (second *proto*) "none") conns)))
       (if (string= mode "throughput")
           (let ((mibps (/ rate 1048576)))
-            (format t "~a size=~a duration=~,2f bytes=~d mibps=~a errors=~d client_cpu=~,2f~@[ server_cpu=~,2f~] client_mib_per_cpu_s=~a~@[ server_mib_per_cpu_s=~a~]~%"
-                    common (funcall opt "--size") wall done (fmt mibps) *errors* client-cpu server-cpu
+            (format t "~a size=~a duration=~,2f bytes=~d mibps=~a errors=~d client_cpu=~,2f~@[ server_cpu=~,2f~] host_cpu=~,2f other_cpu=~,2f client_mib_per_cpu_s=~a~@[ server_mib_per_cpu_s=~a~]~%"
+                    common (funcall opt "--size") wall done (fmt mibps) *errors* client-cpu server-cpu host-cpu other-cpu
                     (fmt (if (plusp client-cpu) (/ mibps client-cpu) 0))
                     (and server-cpu (plusp server-cpu) (fmt (/ mibps server-cpu)))))
-          (format t "~a ctx=~a duration=~,2f handshakes=~d hps=~a errors=~d client_cpu=~,2f~@[ server_cpu=~,2f~] client_us_per_hs=~a~@[ server_us_per_hs=~a~]~%"
-                  common (funcall opt "--ctx") wall done (fmt rate) *errors* client-cpu server-cpu
+          (format t "~a ctx=~a duration=~,2f handshakes=~d hps=~a errors=~d client_cpu=~,2f~@[ server_cpu=~,2f~] host_cpu=~,2f other_cpu=~,2f client_us_per_hs=~a~@[ server_us_per_hs=~a~]~%"
+                  common (funcall opt "--ctx") wall done (fmt rate) *errors* client-cpu server-cpu host-cpu other-cpu
                   (fmt (if (plusp rate) (* 1d6 (/ client-cpu rate)) 0))
                   (and server-cpu (plusp rate) (fmt (* 1d6 (/ server-cpu rate))))))
       (finish-output)

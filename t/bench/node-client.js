@@ -52,6 +52,11 @@ function procCpu(pid) {
   const f = line.slice(line.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / clockTicks;
 }
+// CPU seconds the whole machine was busy (all but idle and iowait), as tlsload counts them
+function hostBusy() {
+  const v = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / clockTicks;
+}
 function selfCpu() {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
@@ -139,18 +144,21 @@ for (let i = 0; i < conns; i++) {
 }
 
 setTimeout(() => {
-  const t0 = process.hrtime.bigint(), c0 = count, cpu0 = selfCpu();
+  const t0 = process.hrtime.bigint(), c0 = count, cpu0 = selfCpu(), h0 = hostBusy();
   const scpu0 = serverPid ? procCpu(serverPid) : null;
   setTimeout(() => {
     const wall = Number(process.hrtime.bigint() - t0) / 1e9;
     const done = count - c0;
     const clientCpu = (selfCpu() - cpu0) / wall;
     const serverCpu = serverPid ? (procCpu(serverPid) - scpu0) / wall : null;
+    const hostCpu = (hostBusy() - h0) / wall;
+    const otherCpu = hostCpu - clientCpu - (serverCpu || 0);
     running = false;
     const rate = done / wall;
     const common = `RESULT mode=${mode} client=node transport=tls proto=${proto || 'none'} ` +
       `cipher=${cipher || 'none'} conns=${conns} threads=1`;
-    const sv = serverCpu !== null ? ` server_cpu=${serverCpu.toFixed(2)}` : '';
+    const sv = (serverCpu !== null ? ` server_cpu=${serverCpu.toFixed(2)}` : '') +
+      ` host_cpu=${hostCpu.toFixed(2)} other_cpu=${otherCpu.toFixed(2)}`;
     let line;
     if (mode === 'throughput') {
       const mibps = rate / 1048576;

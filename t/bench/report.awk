@@ -109,7 +109,11 @@ $1 == "EXTRA" || $1 ~ /^side=/ {
         runs[side SUBSEP fig]++
         if (kv["errors"] + 0 > 0) errs[side SUBSEP fig] += kv["errors"]
         if (kv["failed"] == "1") { failed[side SUBSEP fig]++; if (!((side SUBSEP fig) in errs)) errs[side SUBSEP fig] = 0 }
-        if ("other_cpu" in kv) { other = other " " kv["other_cpu"]; nother++; if (kv["other_cpu"] + 0 > maxother) maxother = kv["other_cpu"] + 0 }
+        if ("other_cpu" in kv) {
+            other = other " " kv["other_cpu"]; nother++
+            if (kv["other_cpu"] + 0 > 0.2) nbusy++
+            if (kv["other_cpu"] + 0 > maxother) maxother = kv["other_cpu"] + 0
+        }
         if ("proto" in kv && kv["proto"] != "none") protos[kv["proto"] " " kv["cipher"]] = 1
         if (side == "node") have["node"] = 1
         if (side == "clplus") have["clplus"] = 1
@@ -124,9 +128,9 @@ END {
     printf "" > pclient
     neg = ""
     for (p in protos) neg = neg (neg == "" ? "" : ", ") p
-    print "Negotiated: " (neg == "" ? "none" : neg) ". Other processes on the machine used a median of " \
-          num(median(other)) " CPUs (max " num(maxother) ") during the tlsload runs (tlsload's other_cpu): " \
-          (median(other) + 0 > 0.1 ? "**the machine was not quiet; absolute rates are noisy, CPU per unit of work less so.**" : "the machine was quiet.")
+    print "Negotiated: " (neg == "" ? "none" : neg) ". Other processes on the machine (other_cpu: host CPU use minus client and server, from tlsload and both clients) used a median of " \
+          num(median(other)) " CPUs, max " num(maxother) "; " nbusy + 0 " of " nother + 0 " runs had more than 0.2 CPUs of it" \
+          (nbusy + 0 > nother / 10 ? ": **the machine was busy part of the time; absolute rates and tail latencies of those runs are noisy, CPU per unit of work much less so** (the raw file has other_cpu for every run)." : ".")
     print ""
     print "Ratio columns: **ours relative to the peer, > 1 means ours is better** (ours/peer where higher is better, peer/ours where lower is better). ⚠ marks a figure whose runs counted errors (see the notes below the tables)."
     print ""

@@ -34,6 +34,9 @@ OUT=${BENCH_OUT:-$here/results}
 TLS_ARGS="--tls13 --groups X25519"
 
 started=$(date +%s)
+# the code measured: the servers load the working tree
+commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo "?")
+dirty=$(git -C "$top" status --porcelain -- c lisp cl-async-ssl.asd 2>/dev/null | awk '{print $2}' | tr '\n' ' ')
 tmp=$(mktemp -d /tmp/casl-bench-XXXXXX)
 mkdir -p "$OUT"
 raw=$tmp/raw.txt
@@ -249,6 +252,7 @@ clplus_v=$(dpkg-query -W -f='${Version}' cl-plus-ssl 2>/dev/null || echo "?")
 {
   echo "# cl-async-ssl benchmark: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
+  echo "- Code measured: commit $commit${dirty:+, with uncommitted changes in: $dirty}"
   echo "- Machine: $(nproc) CPUs, $cpu; Linux $(uname -r)"
   echo "- Versions: $sbcl_v; $ossl_v (ours and cl+ssl); libuv $uv_v (ours); $node_v; cl-plus-ssl $clplus_v (Debian); tlsload $("$TLSLOAD" --help 2>&1 | grep -o 'tlsload [0-9.]*' | head -1 | sed 's/tlsload //') "
   echo "- Method: each figure is the median of N=$N runs of ${DUR} s (after ${WARM} s warm-up; idle: ${HOLD} s hold, a fresh server per run); pinning: $pinning; TLS 1.3, X25519, the servers' default cipher order (negotiated: see the raw file's cipher=); certificates: ECDSA P-256 or RSA-2048 leaf signed by a throwaway CA."
