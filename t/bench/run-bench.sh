@@ -227,12 +227,11 @@ if [ $have_node = 1 ]; then
 else
   say "bench: node is not installed: our client's figures (measured against Node's tls server) are skipped"
 fi
-load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 elapsed=$(( $(date +%s) - started ))
 
 # server-side event reports (errors other than normal closes), for the record
 for s in lisp node clplus; do
-  [ -s "$tmp/$s.log" ] && sed "s/^/LOG side=$s /" "$tmp/$s.log" | tr -d '\r' >>"$raw"
+  [ -s "$tmp/$s.log" ] && grep -v '^[[:space:]]*$' "$tmp/$s.log" | sed "s/^/LOG side=$s /" | tr -d '\r' >>"$raw"
 done
 [ -s "$tmp/lisp-client.log" ] && sed 's/^/LOG side=lisp-client /' "$tmp/lisp-client.log" >>"$raw"
 [ -s "$tmp/node-client.log" ] && sed 's/^/LOG side=node-client /' "$tmp/node-client.log" >>"$raw"
@@ -256,7 +255,7 @@ clplus_v=$(dpkg-query -W -f='${Version}' cl-plus-ssl 2>/dev/null || echo "?")
   echo "- Machine: $(nproc) CPUs, $cpu; Linux $(uname -r)"
   echo "- Versions: $sbcl_v; $ossl_v (ours and cl+ssl); libuv $uv_v (ours); $node_v; cl-plus-ssl $clplus_v (Debian); tlsload $("$TLSLOAD" --help 2>&1 | grep -o 'tlsload [0-9.]*' | head -1 | sed 's/tlsload //') "
   echo "- Method: each figure is the median of N=$N runs of ${DUR} s (after ${WARM} s warm-up; idle: ${HOLD} s hold, a fresh server per run); pinning: $pinning; TLS 1.3, X25519, the servers' default cipher order (negotiated: see the raw file's cipher=); certificates: ECDSA P-256 or RSA-2048 leaf signed by a throwaway CA."
-  echo "- Load average before / after the run: $load_before / $load_after; the run took ${elapsed} s."
+  echo "- Load average before the run: $load_before; the run took ${elapsed} s."
   echo
 } >"$tmp/header.md"
 awk -v N="$N" -v idle="$IDLE_CONNS" -v plotdir="$tmp" -f "$here/report.awk" "$raw" >"$tmp/table.md" || die "report failed"
