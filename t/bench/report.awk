@@ -43,11 +43,11 @@ function target_text(spec, r, ours,    kind, x) {
     split(spec, kind, ":")
     x = kind[2] + 0
     if (kind[1] == "ratio")
-        return sprintf("vs node ≥ %.2f: %s", x, r == "" ? "n/a" : (r >= x ? "met" : "missed"))
+        return r == "" ? sprintf("vs node ≥ %.2f: n/a", x) : sprintf("vs node ≥ %.2f: %s (%.4f)", x, r >= x ? "met" : "missed", r)
     if (kind[1] == "value")
         return sprintf("≤ %s: %s", kind[2], ours == "" ? "n/a" : (ours <= x ? "met" : "missed"))
     if (kind[1] == "ctx")
-        return sprintf("≥ %.2f: %s", x, r == "" ? "n/a" : (r >= x ? "met" : "missed"))
+        return r == "" ? sprintf("≥ %.2f: n/a", x) : sprintf("≥ %.2f: %s (%.4f)", x, r >= x ? "met" : "missed", r)
     return ""
 }
 
