@@ -3,7 +3,8 @@
 #   make demo        install what is missing, build, run the demo
 #   make test        install what is missing, build, run the C tests and
 #                    the FiveAM suites; last line "N passed, M failed"
-#   make asan        the C tests under AddressSanitizer + UBSan
+#   make asan        the C tests, then a Lisp-driven echo, under AddressSanitizer
+#                    + UBSan
 #   make valgrind    the C tests under valgrind (no errors, no definite leaks)
 #   make fuzz        the TLS filter fuzzer for FUZZ_SECONDS (default 60)
 #   make lint        cppcheck and clang-tidy (analyzer and bugprone checks) over c/
@@ -45,6 +46,7 @@ asan: deps
 	$(MAKE) -C c MODE=asan tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 c/build-asan/run-tests
+	sh t/asan/run-lisp-asan.sh
 
 valgrind: deps
 	@sh t/install-deps.sh $(VALGRIND_DEPS)

@@ -107,6 +107,7 @@ cl-async API on a C shim over libuv and OpenSSL, secure by default."
                              (:file "streams")
                              (:file "ssl-util")
                              (:file "ssl")
-                             (:file "ssl-extra"))))
+                             (:file "ssl-extra")
+                             (:file "interrupts"))))
   :perform (test-op (o c)
              (uiop:symbol-call '#:cl-async-ssl-test '#:run-all-tests)))

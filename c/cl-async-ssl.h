@@ -391,6 +391,17 @@ CASL_EXTERN int casl_loop_new(casl_loop **out, const casl_callbacks *cbs);
  * Returns 0 after a natural end, 1 if stopped with active handles left,
  * or a negative code. */
 CASL_EXTERN int casl_loop_run(casl_loop *loop);
+/* One iteration: flushes queued writes, waits for events (at most
+ * max_wait_ms when nonzero, 0: as long as needed), dispatches them and
+ * flushes again.  Returns CASL_RUN_MORE, CASL_RUN_DONE (nothing keeps the
+ * loop alive), CASL_RUN_STOPPED (casl_loop_stop was called) or a negative
+ * code.  A host whose asynchronous interrupts must not land inside C code
+ * (SBCL) defers them around each call and handles them between calls; the
+ * bounded wait keeps that delay short while the loop is idle. */
+#define CASL_RUN_DONE 0
+#define CASL_RUN_MORE 1
+#define CASL_RUN_STOPPED 2
+CASL_EXTERN int casl_loop_run_once(casl_loop *loop, uint64_t max_wait_ms);
 /* Stops the loop after the events of the current iteration are dispatched.
  * Call it from a callback (the loop thread). */
 CASL_EXTERN void casl_loop_stop(casl_loop *loop);

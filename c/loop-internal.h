@@ -140,6 +140,7 @@ struct casl_loop {
   uv_idle_t idle;           /* active while events wait: uv_run must not
                                block in poll with a non-empty queue */
   int idle_active;
+  uv_timer_t cap;           /* bounds the wait of casl_loop_run_once */
   casl_callbacks cbs;
   casl_handle *handles;     /* every handle not yet freed */
   struct casl_dns *lookups; /* DNS lookups in flight */

@@ -361,37 +361,63 @@ int casl_loop_new(casl_loop **out, const casl_callbacks *cbs) {
     return rc;
   }
   uv_unref((uv_handle_t *)&loop->idle);
+  rc = uv_timer_init(&loop->uv, &loop->cap);
+  if (rc != 0) {
+    uv_close((uv_handle_t *)&loop->idle, NULL);
+    (void)uv_run(&loop->uv, UV_RUN_NOWAIT);
+    (void)uv_loop_close(&loop->uv);
+    free(loop);
+    return rc;
+  }
+  uv_unref((uv_handle_t *)&loop->cap);
   if (cbs != NULL)
     loop->cbs = *cbs;
   *out = loop;
   return 0;
 }
 
-int casl_loop_run(casl_loop *loop) {
-  int alive;
+static void cap_cb(uv_timer_t *t) { (void)t; }
+
+int casl_loop_run_once(casl_loop *loop, uint64_t max_wait_ms) {
+  int alive, result;
   if (loop->running)
     return CASL_ESTATE;
   loop->running = 1;
-  loop->stop = 0;
-  for (;;) {
-    casl__tcp_flush_dirty(loop);
-    if (loop->stop)
-      break;
+  casl__tcp_flush_dirty(loop);
+  if (!loop->stop) {
+    if (max_wait_ms > 0 && loop->ev_head == NULL)
+      (void)uv_timer_start(&loop->cap, cap_cb, max_wait_ms, 0);
     alive = uv_run(&loop->uv,
                    loop->ev_head != NULL ? UV_RUN_NOWAIT : UV_RUN_ONCE);
+    (void)uv_timer_stop(&loop->cap);
     dispatch(loop);
     casl__tcp_flush_dirty(loop);
     if (loop->ev_head == NULL && loop->idle_active) {
       (void)uv_idle_stop(&loop->idle);
       loop->idle_active = 0;
     }
-    if (loop->stop)
-      break;
-    if (loop->ev_head == NULL && !alive && !uv_loop_alive(&loop->uv))
-      break;
+  } else {
+    alive = 1;
+  }
+  if (loop->stop) {
+    loop->stop = 0;
+    result = CASL_RUN_STOPPED;
+  } else if (loop->ev_head == NULL && !alive && !uv_loop_alive(&loop->uv)) {
+    result = CASL_RUN_DONE;
+  } else {
+    result = CASL_RUN_MORE;
   }
   loop->running = 0;
-  loop->stop = 0;
+  return result;
+}
+
+int casl_loop_run(casl_loop *loop) {
+  int rc;
+  do
+    rc = casl_loop_run_once(loop, 0);
+  while (rc == CASL_RUN_MORE);
+  if (rc < 0)
+    return rc;
   return uv_loop_alive(&loop->uv) ? 1 : 0;
 }
 
@@ -465,6 +491,8 @@ void casl_loop_free(casl_loop *loop) {
   close_all(loop);
   if (!uv_is_closing((uv_handle_t *)&loop->idle))
     uv_close((uv_handle_t *)&loop->idle, NULL);
+  if (!uv_is_closing((uv_handle_t *)&loop->cap))
+    uv_close((uv_handle_t *)&loop->cap, NULL);
   loop->idle_active = 0;
   /* Drain close callbacks and cancelled requests.  Nothing is dispatched:
    * events queued now are released at once (tearing_down). */

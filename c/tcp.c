@@ -131,6 +131,31 @@ static void drop_queue(casl_tcp *c) {
   c->out_head = c->out_tail = NULL;
 }
 
+/* Large writes skip the copy into the queue when nothing is queued before
+ * them: as much as the kernel takes now goes out from the caller's buffer
+ * (small writes are still queued and coalesced).  Advances *buf and *len past
+ * what was sent; returns non-zero if the connection failed. */
+#define DIRECT_MIN 8192
+static int write_direct(casl_tcp *c, const char **buf, size_t *len) {
+  uv_buf_t b;
+  ssize_t w;
+  if (*len < DIRECT_MIN || !c->connected || c->writing ||
+      c->out_head != NULL || c->forced || c->shutting)
+    return 0;
+  b = uv_buf_init((char *)*buf, (unsigned)*len);
+  w = uv_try_write((uv_stream_t *)c->uv, &b, 1);
+  if (w == UV_EAGAIN || w == UV_ENOSYS)
+    return 0;
+  if (w < 0) {
+    report_error(c, (int)w, "write failed: %s", uv_strerror((int)w));
+    return 1;
+  }
+  *buf += w;
+  *len -= (size_t)w;
+  c->last_write = uv_now(&c->h.loop->uv);
+  return 0;
+}
+
 static int out_append(casl_tcp *c, const char *buf, size_t len) {
   casl_chunk *t = c->out_tail;
   if (len == 0)
@@ -267,9 +292,15 @@ static void flush(casl_tcp *c) {
   size_t total;
   int n, rc;
   casl_chunk *ch, *last;
-  if (!c->connected || c->writing || c->out_head == NULL || c->forced ||
-      c->shutting)
+  if (!c->connected || c->writing || c->forced || c->shutting)
     return;
+  if (c->out_head == NULL) {
+    /* Everything may have gone out directly (write_direct): the drain
+     * is still to be reported. */
+    if (c->notify)
+      drained(c);
+    return;
+  }
   for (;;) {
     ssize_t w;
     n = gather(c->out_head, bufs, MAX_BUFS, &total);
@@ -779,10 +810,14 @@ int casl_tcp_write(casl_tcp *c, const char *buf, size_t len, int flags) {
   if (c->h.flags & CASL_HF_CLOSING)
     return CASL_ECLOSED;
   if (len > 0) {
-    if (c->tls != NULL)
+    if (c->tls != NULL) {
       rc = casl_tls_write(c->tls, buf, len);
-    else
+    } else {
+      if (write_direct(c, &buf, &len) != 0)
+        return 0; /* the failure goes to the `error' event, as for queued
+                     writes */
       rc = out_append(c, buf, len);
+    }
     if (rc != 0)
       return rc;
   }
@@ -893,7 +928,7 @@ static void tls_plaintext(void *ud, char *buf, size_t len) {
 
 static void tls_ciphertext(void *ud, const char *buf, size_t len) {
   casl_tcp *c = ud;
-  if (c->forced)
+  if (c->forced || write_direct(c, &buf, &len) != 0)
     return;
   if (out_append(c, buf, len) != 0) {
     report_error(c, UV_ENOMEM, "out of memory while writing");

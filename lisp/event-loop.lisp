@@ -79,7 +79,8 @@ Loops do not nest; each thread may run its own."
          (*buffer-writes* *buffer-writes*)
          (*buffer-size* *buffer-size*)
          (*data-registry* (event-base-data-registry base))
-         (*function-registry* (event-base-function-registry base)))
+         (*function-registry* (event-base-function-registry base))
+         (*sldb-quit-symbol* (find-sldb-quit-symbol)))
     (multiple-value-bind (ptr code) (cl-async-ffi:loop-new)
       (unless ptr
         (error 'event-error :code code
@@ -89,8 +90,26 @@ Loops do not nest; each thread may run its own."
       (unwind-protect
            (progn
              (delay start-fn)
-             (cl-async-ffi:loop-run ptr))
+             (run-loop ptr))
         (teardown-loop base)))))
+
+(defparameter *interrupt-latency-ms* 100
+  "How long the loop may wait in C before it returns to Lisp, where
+interrupts deferred meanwhile (^C, SIGTERM, WITH-TIMEOUT) are handled.")
+
+(defun run-loop (ptr)
+  "Runs the C loop PTR until it is done or stopped; 0 after a natural end,
+1 if stopped with active handles."
+  (loop
+    (let ((rc (cl-async-ffi:loop-run-once ptr *interrupt-latency-ms*)))
+      (cond ((= rc cl-async-ffi:+run-more+))
+            ((= rc cl-async-ffi:+run-done+) (return 0))
+            ((= rc cl-async-ffi:+run-stopped+)
+             (return (if (cl-async-ffi:loop-alive-p ptr) 1 0)))
+            (t (error 'event-error
+                      :code rc
+                      :msg (format nil "the event loop failed: ~a"
+                                   (cl-async-ffi:strerror rc))))))))
 
 (defmacro with-event-loop ((&key catch-app-errors
                              (send-errors-to-eventcb '*send-errors-to-eventcb*))

@@ -16,8 +16,13 @@
   (t (:default "libcl-async-ssl")))
 
 (defun library-pathname ()
-  "Where the ASDF system builds libcl-async-ssl.so."
-  (asdf:system-relative-pathname :cl-async-ssl "c/libcl-async-ssl.so"))
+  "The C library to load: $CL_ASYNC_SSL_LIBRARY if set (another build, such
+as the sanitizer build `make asan' uses), else the one the ASDF system
+builds, c/libcl-async-ssl.so."
+  (let ((override (uiop:getenv "CL_ASYNC_SSL_LIBRARY")))
+    (if (and override (plusp (length override)))
+        (pathname override)
+        (asdf:system-relative-pathname :cl-async-ssl "c/libcl-async-ssl.so"))))
 
 (defun ensure-library ()
   "Loads libcl-async-ssl.so (built by the ASDF system) unless it is loaded."
@@ -51,11 +56,31 @@
   (unless (cffi:null-pointer-p pointer)
     (cffi:foreign-string-free pointer)))
 
+;;; Asynchronous interrupts (^C, SIGTERM, INTERRUPT-THREAD, WITH-TIMEOUT)
+;;; must never run inside C code: a handler that unwinds would leave a lock
+;;; of malloc or OpenSSL held, or libuv half way through its poll.  So every
+;;; call into the library defers them (they run as soon as the call
+;;; returns), and the loop is driven one bounded iteration at a time (see
+;;; LOOP-RUN-ONCE) so a pending interrupt waits at most RUN-ONCE's bound.
+;;; Callbacks re-enable interrupts: a runaway callback can be interrupted,
+;;; and unwinding from it is safe (only casl_loop_run_once's own frame, whose
+;;; state casl_loop_free resets, is below it).
+
 (defmacro defc (lisp-name c-name return-type &body args)
-  "Declares a foreign function inline."
-  `(progn
-     (declaim (inline ,lisp-name))
-     (cffi:defcfun (,c-name ,lisp-name) ,return-type ,@args)))
+  "Declares the C function C-NAME as LISP-NAME, called with deferrable
+interrupts deferred."
+  (let ((raw (intern (format nil "%%RAW-~a" (symbol-name lisp-name))))
+        (names (mapcar #'first args)))
+    `(progn
+       (cffi:defcfun (,c-name ,raw) ,return-type ,@args)
+       (declaim (inline ,lisp-name))
+       (defun ,lisp-name ,names
+         ,(format nil "Calls ~a." c-name)
+         (sb-sys:without-interrupts (,raw ,@names))))))
+
+(defmacro with-callback-interrupts (&body body)
+  "Runs BODY (a callback from C) with interrupts enabled again."
+  `(sb-sys:with-interrupts ,@body))
 
 ;;;# Errors and versions
 
@@ -126,42 +151,52 @@ thread, from casl_loop_run)."
 (declaim (type (or null event-handlers) *event-handlers*))
 
 (cffi:defcallback %on-timer :void ((id :int64))
-  (funcall (event-handlers-timer *event-handlers*) id))
+  (with-callback-interrupts
+    (funcall (event-handlers-timer *event-handlers*) id)))
 
 (cffi:defcallback %on-notify :void ((id :int64))
-  (funcall (event-handlers-notify *event-handlers*) id))
+  (with-callback-interrupts
+    (funcall (event-handlers-notify *event-handlers*) id)))
 
 (cffi:defcallback %on-closed :void ((id :int64))
-  (funcall (event-handlers-closed *event-handlers*) id))
+  (with-callback-interrupts
+    (funcall (event-handlers-closed *event-handlers*) id)))
 
 (cffi:defcallback %on-accept :int64 ((server-id :int64) (conn :pointer))
-  (funcall (event-handlers-accept *event-handlers*) server-id conn))
+  (with-callback-interrupts
+    (funcall (event-handlers-accept *event-handlers*) server-id conn)))
 
 (cffi:defcallback %on-connect :void ((id :int64))
-  (funcall (event-handlers-connect *event-handlers*) id))
+  (with-callback-interrupts
+    (funcall (event-handlers-connect *event-handlers*) id)))
 
 (cffi:defcallback %on-read :void ((id :int64) (buf :pointer) (len :size))
   (let ((octets (make-array len :element-type '(unsigned-byte 8))))
     (cffi:with-pointer-to-vector-data (dst octets)
       (%memcpy dst buf len))
-    (funcall (event-handlers-read *event-handlers*) id octets)))
+    (with-callback-interrupts
+      (funcall (event-handlers-read *event-handlers*) id octets))))
 
 (cffi:defcallback %on-written :void ((id :int64))
-  (funcall (event-handlers-written *event-handlers*) id))
+  (with-callback-interrupts
+    (funcall (event-handlers-written *event-handlers*) id)))
 
 (cffi:defcallback %on-error :void ((id :int64) (code :int))
-  (funcall (event-handlers-error *event-handlers*) id code))
+  (with-callback-interrupts
+    (funcall (event-handlers-error *event-handlers*) id code)))
 
 (cffi:defcallback %on-dns :void ((id :int64) (status :int) (n :int)
                                  (addrs :pointer) (families :pointer))
   (let ((results (loop :for i :below n
                        :collect (cons (cffi:mem-aref addrs :string i)
                                       (cffi:mem-aref families :int i)))))
-    (funcall (event-handlers-dns *event-handlers*) id status results)))
+    (with-callback-interrupts
+      (funcall (event-handlers-dns *event-handlers*) id status results))))
 
 (cffi:defcallback %on-sni :void ((id :int64) (name :string))
-  (funcall (event-handlers-sni *event-handlers*) id
-           (if (zerop (length name)) nil name)))
+  (with-callback-interrupts
+    (funcall (event-handlers-sni *event-handlers*) id
+             (if (zerop (length name)) nil name))))
 
 (cffi:defcstruct casl-callbacks
   (timer :pointer) (notify :pointer) (closed :pointer) (accept :pointer)
@@ -171,7 +206,20 @@ thread, from casl_loop_run)."
 ;;;# Loop
 
 (defc %loop-new "casl_loop_new" :int (out :pointer) (cbs :pointer))
-(defc loop-run "casl_loop_run" :int (loop :pointer))
+(cffi:defcfun ("casl_loop_run_once" %raw-loop-run-once) :int
+  (loop :pointer) (max-wait-ms :uint64))
+
+(defconstant +run-done+ 0 "CASL_RUN_DONE.")
+(defconstant +run-more+ 1 "CASL_RUN_MORE.")
+(defconstant +run-stopped+ 2 "CASL_RUN_STOPPED.")
+
+(defun loop-run-once (loop max-wait-ms)
+  "One iteration of LOOP, waiting at most MAX-WAIT-MS: +run-more+,
++run-done+, +run-stopped+ or a negative code.  Interrupts are deferred
+while C runs and allowed again inside callbacks."
+  (sb-sys:without-interrupts
+    (sb-sys:allow-with-interrupts
+      (%raw-loop-run-once loop max-wait-ms))))
 (defc loop-stop "casl_loop_stop" :void (loop :pointer))
 (defc loop-free "casl_loop_free" :void (loop :pointer))
 (defc %loop-alive "casl_loop_alive" :int (loop :pointer))

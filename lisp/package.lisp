@@ -23,7 +23,8 @@ into conditions.  Nothing outside lisp/ffi.lisp touches CFFI.")
    ;; event dispatch
    #:event-handlers #:make-event-handlers #:*event-handlers*
    ;; loop
-   #:loop-new #:loop-run #:loop-stop #:loop-free #:loop-alive-p #:loop-now
+   #:loop-new #:loop-run-once #:+run-done+ #:+run-more+ #:+run-stopped+
+   #:loop-stop #:loop-free #:loop-alive-p #:loop-now
    #:loop-stats #:loop-describe #:handle-ref #:handle-close
    ;; timers, notifiers, dns
    #:timer-new #:timer-start #:timer-stop #:timer-close
@@ -132,7 +133,9 @@ handling of cl-async, and upstream's registry helpers.")
            #:ip-address-p
            #:define-condition-alias
            ;; upstream internals, exported so code using them reads
-           #:*send-errors-to-eventcb* #:send-to-eventcb))
+           #:*send-errors-to-eventcb* #:send-to-eventcb
+           ;; SWANK's quit restart, resolved once per loop
+           #:*sldb-quit-symbol* #:find-sldb-quit-symbol))
 
 (defpackage #:cl-async-ext
   (:use #:cl)

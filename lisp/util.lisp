@@ -229,6 +229,15 @@ prints a warning to *ERROR-OUTPUT*; define methods to do more."))
   (when (and *event-base* (event-base-c *event-base*))
     (cl-async-ffi:loop-stop (event-base-c *event-base*))))
 
+(defvar *sldb-quit-symbol* :unknown
+  "SWANK's *SLDB-QUIT-RESTART* symbol, or nil without SWANK; looked up when
+a loop starts (START-EVENT-LOOP binds it), not on every callback.")
+
+(defun find-sldb-quit-symbol ()
+  "SWANK's *SLDB-QUIT-RESTART* symbol if SWANK is loaded, else nil."
+  (let ((swank (find-package "SWANK")))
+    (and swank (find-symbol "*SLDB-QUIT-RESTART*" swank))))
+
 (defun call-with-callback-restarts (thunk &key eventcb-fn continue-fn
                                              (abort-restart-description
                                               "Abort this cl-async callback."))
@@ -241,8 +250,9 @@ prints a warning to *ERROR-OUTPUT*; define methods to do more."))
 With SWANK loaded, the debugger's quit restart becomes ABORT-CALLBACK when
 *SAFE-SLDB-QUIT-RESTART* is true, EXIT-EVENT-LOOP otherwise."
   (restart-case
-      (let* ((swank (find-package "SWANK"))
-             (sym (and swank (find-symbol "*SLDB-QUIT-RESTART*" swank))))
+      (let ((sym (if (eq *sldb-quit-symbol* :unknown)
+                     (find-sldb-quit-symbol)
+                     *sldb-quit-symbol*)))
         (if (and sym (boundp sym))
             (progv (list sym)
                 (list (if *safe-sldb-quit-restart* 'abort-callback 'exit-event-loop))
@@ -294,21 +304,26 @@ signalled normally, with the restarts of CALL-WITH-CALLBACK-RESTARTS."
            (,evcb (resolve-event-cb ,event-cb))
            (,last nil))
        (block ,blk
-         (handler-bind
-             ((error (lambda (,err)
-                       (setf ,last ,err)
-                       (unless (or (member ,err *evcb-err*)
-                                   (passthrough-error-p ,err))
-                         (when (event-base-catch-app-errors *event-base*)
-                           (if (and ,evcb
-                                    (event-base-send-errors-to-eventcb *event-base*))
-                               (funcall ,evcb ,err)
-                               (funcall (app-error-handler) ,err))
-                           (return-from ,blk nil))))))
-           (call-with-callback-restarts
-            (lambda () ,@body)
-            :eventcb-fn (and ,evcb (lambda () (funcall ,evcb ,last)))
-            :continue-fn (lambda () (funcall (app-error-handler) ,last))))))))
+         ;; Everything here lives on the stack: a callback conses nothing.
+         (flet ((handler (,err)
+                  (setf ,last ,err)
+                  (unless (or (member ,err *evcb-err*)
+                              (passthrough-error-p ,err))
+                    (when (event-base-catch-app-errors *event-base*)
+                      (if (and ,evcb
+                               (event-base-send-errors-to-eventcb *event-base*))
+                          (funcall ,evcb ,err)
+                          (funcall (app-error-handler) ,err))
+                      (return-from ,blk nil))))
+                (thunk () ,@body)
+                (to-event-cb () (funcall ,evcb ,last))
+                (to-handler () (funcall (app-error-handler) ,last)))
+           (declare (dynamic-extent #'handler #'thunk #'to-event-cb #'to-handler))
+           (handler-bind ((error #'handler))
+             (call-with-callback-restarts
+              #'thunk
+              :eventcb-fn (and ,evcb #'to-event-cb)
+              :continue-fn #'to-handler)))))))
 
 (defun run-event-cb (event-cb &rest args)
   "Calls EVENT-CB with ARGS.  Inside CATCH-APP-ERRORS, an error escaping
