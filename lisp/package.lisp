@@ -172,6 +172,7 @@ the API of the original cl-async.")
    #:event-info #:event-error #:event-errcode #:event-errmsg
    ;; event loop
    #:stats #:dump-event-loop-status #:add-event-loop-exit-callback
+   #:*interrupt-latency-ms*
    #:ref #:unref #:start-event-loop #:with-event-loop #:exit-event-loop
    ;; timers ("events")
    #:event-freed #:event #:event-c #:event-freed-p #:free-event

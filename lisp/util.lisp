@@ -292,38 +292,70 @@ With SWANK loaded, the debugger's quit restart becomes ABORT-CALLBACK when
         (t (error "cl-async: invalid event-cb ~s: pass a function or nil."
                   event-cb))))
 
+(defun offer-callback-restarts (err evcb abort)
+  "Re-signals ERR, raised in a callback while the loop does not catch app
+errors, with the callback restarts established (see
+CALL-WITH-CALLBACK-RESTARTS): outer handlers and the debugger decide.  A
+restart that skips the callback calls ABORT, which leaves the callback."
+  (flet ((signal-it ()
+           (let ((sym (if (eq *sldb-quit-symbol* :unknown)
+                          (find-sldb-quit-symbol)
+                          *sldb-quit-symbol*)))
+             (if (and sym (boundp sym))
+                 (progv (list sym)
+                     (list (if *safe-sldb-quit-restart* 'abort-callback 'exit-event-loop))
+                   (error err))
+                 (error err)))))
+    (restart-case (signal-it)
+      (continue ()
+        :report "Skip the rest of this callback and keep the event loop running."
+        (funcall abort))
+      (send-to-eventcb ()
+        :report "Continue the event loop, passing the error to the event-cb."
+        :test (lambda (c) (declare (ignore c)) evcb)
+        (funcall evcb err)
+        (funcall abort))
+      (continue-event-loop ()
+        :report "Continue the event loop, passing the error to the default handler."
+        (funcall (app-error-handler) err)
+        (funcall abort))
+      (abort-callback ()
+        :report "Abort this cl-async callback."
+        (funcall abort))
+      (exit-event-loop ()
+        :report "Exit the current event loop."
+        (exit-loop-now)
+        (funcall abort)))))
+
 (defmacro catch-app-errors (event-cb &body body)
   "Runs BODY, the body of a callback whose operation has EVENT-CB.  When the
 loop runs with :catch-app-errors, an error escaping BODY abandons it and
 goes to EVENT-CB (with :send-errors-to-eventcb, the default), or else to the
 loop's catch-app-errors function or HANDLE-ERROR.  Otherwise the error is
-signalled normally, with the restarts of CALL-WITH-CALLBACK-RESTARTS."
-  (let ((evcb (gensym "EVCB")) (blk (gensym "BLK")) (err (gensym "ERR"))
-        (last (gensym "LAST")))
+signalled on, with the restarts of CALL-WITH-CALLBACK-RESTARTS (CONTINUE
+skips the rest of the callback).  The restarts are made only when an error
+happens: a callback that does not fail conses nothing here."
+  (let ((evcb (gensym "EVCB")) (blk (gensym "BLK")) (err (gensym "ERR")))
     `(let ((*evcb-err* '())
-           (,evcb (resolve-event-cb ,event-cb))
-           (,last nil))
+           (,evcb (resolve-event-cb ,event-cb)))
        (block ,blk
-         ;; Everything here lives on the stack: a callback conses nothing.
-         (flet ((handler (,err)
-                  (setf ,last ,err)
-                  (unless (or (member ,err *evcb-err*)
-                              (passthrough-error-p ,err))
-                    (when (event-base-catch-app-errors *event-base*)
-                      (if (and ,evcb
-                               (event-base-send-errors-to-eventcb *event-base*))
-                          (funcall ,evcb ,err)
-                          (funcall (app-error-handler) ,err))
-                      (return-from ,blk nil))))
-                (thunk () ,@body)
-                (to-event-cb () (funcall ,evcb ,last))
-                (to-handler () (funcall (app-error-handler) ,last)))
-           (declare (dynamic-extent #'handler #'thunk #'to-event-cb #'to-handler))
-           (handler-bind ((error #'handler))
-             (call-with-callback-restarts
-              #'thunk
-              :eventcb-fn (and ,evcb #'to-event-cb)
-              :continue-fn #'to-handler)))))))
+         (flet ((abort-it () (return-from ,blk nil)))
+           (declare (dynamic-extent #'abort-it))
+           (flet ((handler (,err)
+                    (unless (or (member ,err *evcb-err*)
+                                (passthrough-error-p ,err))
+                      (cond ((not (event-base-catch-app-errors *event-base*))
+                             (offer-callback-restarts ,err ,evcb #'abort-it))
+                            ((and ,evcb
+                                  (event-base-send-errors-to-eventcb *event-base*))
+                             (funcall ,evcb ,err)
+                             (abort-it))
+                            (t
+                             (funcall (app-error-handler) ,err)
+                             (abort-it))))))
+             (declare (dynamic-extent #'handler))
+             (handler-bind ((error #'handler))
+               ,@body)))))))
 
 (defun run-event-cb (event-cb &rest args)
   "Calls EVENT-CB with ARGS.  Inside CATCH-APP-ERRORS, an error escaping
