@@ -650,3 +650,109 @@ reload per connect)."
                                          :ca-file (cert "ca.pem") :data "x"))
                 contexts))))
     (is (= 1 (length (remove-duplicates contexts))))))
+
+;;;# The rest of the seed page, sentence by sentence
+
+(test seed-default-cipher-list
+  "The default cipher list is the seed's."
+  (is (equal "HIGH:!RC4:!MD5:!aNULL:!EDH:!EXP:+ECDHE-RSA-AES128-SHA256:+3DES"
+             as-ssl:*ssl-default-ciphers*)))
+
+(test seed-classes
+  "ssl-socket extends socket; tcp-ssl-server extends tcp-server; tcp-ssl-error
+extends tcp-error."
+  (is (subtypep 'as-ssl:ssl-socket 'as:socket))
+  (is (subtypep 'as-ssl:tcp-ssl-server 'as:tcp-server))
+  (is (subtypep 'as-ssl:tcp-ssl-error 'as:tcp-error))
+  (is (subtypep 'as-ssl:tcp-ssl-verify-error 'as-ssl:tcp-ssl-error))
+  (is (subtypep 'as-ssl:tcp-ssl-truncated 'as:tcp-eof)))
+
+(test ssl-options-and-ciphers-ignored-with-ssl-ctx
+  "With :ssl-ctx, :ssl-options and :ciphers are ignored (the context's own
+settings apply)."
+  (let ((ctx (as-ssl:make-ssl-context :ca-file (cert "ca.pem"))))
+    (unwind-protect
+         (let ((r (ssl-round-trip :client-args (list :ssl-ctx ctx
+                                                     :ssl-options (list as-ssl:+ssl-op-no-tlsv1-3+)
+                                                     :ciphers "NO-SUCH-CIPHER"))))
+           (is (equal "ping" (getf r :reply)))
+           (is (equal "TLSv1.3" (as-ssl:ssl-socket-protocol (getf r :client)))))
+      (as-ssl:free-ssl-context ctx))))
+
+(test server-ssl-options-ciphers-and-backlog
+  (let ((r (ssl-round-trip :server-args (list :ssl-options (list as-ssl:+ssl-op-no-tlsv1-3+)
+                                              :ciphers "ECDHE-ECDSA-CHACHA20-POLY1305"
+                                              :backlog 16)
+                           :client-args (list :ca-file (cert "ca.pem")))))
+    (is (equal "ping" (getf r :reply)))
+    (is (equal "TLSv1.2" (as-ssl:ssl-socket-protocol (getf r :client))))
+    (is (equal "ECDHE-ECDSA-CHACHA20-POLY1305" (as-ssl:ssl-socket-cipher (getf r :client))))))
+
+(test tls-read-timeout
+  ":read-timeout on tcp-ssl-connect: a server that never answers gives a
+tcp-timeout."
+  (let ((ev nil))
+    (with-test-loop ()
+      (let ((server (apply #'as-ssl:tcp-ssl-server "127.0.0.1" 0
+                           (lambda (s d) (declare (ignore s d)))
+                           (server-args))))
+        (as-ssl:tcp-ssl-connect "127.0.0.1" (as:tcp-server-port server) nil
+                                :ca-file (cert "ca.pem") :read-timeout 0.3
+                                :data "no answer"
+                                :event-cb (lambda (e) (setf ev e)
+                                            (as:close-tcp-server server)))))
+    (is (typep ev 'as:tcp-timeout))))
+
+(test tls-write-timeout
+  ":write-timeout: queued data that makes no progress (the peer stopped
+reading) gives a tcp-timeout."
+  (let ((ev nil))
+    (with-test-loop ()
+      (let ((server (apply #'as-ssl:tcp-ssl-server "127.0.0.1" 0
+                           (lambda (s d) (declare (ignore d))
+                             (as:disable-socket s :read t))   ; never reads again
+                           (server-args))))
+        (as-ssl:tcp-ssl-connect "127.0.0.1" (as:tcp-server-port server) nil
+                                :ca-file (cert "ca.pem") :write-timeout 0.5
+                                :connect-cb (lambda (s)
+                                              (as:write-socket-data s "first")
+                                              (as:with-delay (0.1)
+                                                (as:write-socket-data
+                                                 s (make-array (* 32 1024 1024)
+                                                               :element-type '(unsigned-byte 8)))))
+                                :event-cb (lambda (e) (setf ev e)
+                                            (as:close-tcp-server server)))))
+    (is (typep ev 'as:tcp-timeout) "got ~a" ev)))
+
+(test stream-is-the-object-returned
+  "With :stream t, the stream given to read-cb is the one tcp-ssl-connect
+returned, wrapping the ssl-socket."
+  (let ((returned nil) (seen nil) (wrapped nil))
+    (with-test-loop ()
+      (let ((server (ssl-echo-server)))
+        (setf returned
+              (as-ssl:tcp-ssl-connect "127.0.0.1" (as:tcp-server-port server)
+                                      (lambda (sock stream)
+                                        (setf seen stream
+                                              wrapped (eq (as:stream-socket stream) sock))
+                                        (as:close-socket sock)
+                                        (as:close-tcp-server server))
+                                      :stream t :ca-file (cert "ca.pem") :data "s"))))
+    (is (eq returned seen))
+    (is-true wrapped)
+    (is (typep (as:stream-socket returned) 'as-ssl:ssl-socket))))
+
+(test server-connect-cb-before-read-cb
+  "The server's connect-cb is always called before its read-cb."
+  (let ((order '()))
+    (with-test-loop ()
+      (let ((server (apply #'as-ssl:tcp-ssl-server "127.0.0.1" 0
+                           (lambda (s d) (declare (ignore d))
+                             (push :read order) (as:close-socket s))
+                           :connect-cb (lambda (s) (declare (ignore s)) (push :connect order))
+                           (server-args))))
+        (as-ssl:tcp-ssl-connect "127.0.0.1" (as:tcp-server-port server) nil
+                                :ca-file (cert "ca.pem") :data "early data"
+                                :event-cb (lambda (e) (declare (ignore e))
+                                            (as:close-tcp-server server)))))
+    (is (equal '(:connect :read) (reverse order)))))
