@@ -9,7 +9,10 @@
 ;;;;               the write-cb;
 ;;;;   "STATS\n"   one line: a plist with as:stats, live TLS filters and
 ;;;;               the events the server's event-cb saw, by type;
-;;;;   "CLOSE\n"   the server closes the connection.
+;;;;   "CLOSE\n"   the server closes the connection;
+;;;;   "MEMORY\n"  after a full GC: one line, a plist with the Lisp heap in
+;;;;               use, the bytes malloc has handed out (glibc mallinfo2),
+;;;;               and VmRSS, all in KiB.
 ;;;; Environment: CASL_STRESS_CERTS (certificate directory),
 ;;;; CASL_STRESS_PORT_FILE (where the port is written),
 ;;;; CASL_STRESS_HANDSHAKE_TIMEOUT (seconds, default 2),
@@ -66,7 +69,29 @@ once it has drained (the write-cb stays on the socket: it checks STATE)."
                                  :events events)))))
         ((command-p data "CLOSE")
          (as:close-socket socket))
+        ((command-p data "MEMORY")
+         (sb-ext:gc :full t)
+         (as:write-socket-data
+          socket (format nil "~s~%"
+                         (list :lisp-heap-kib (floor (sb-kernel:dynamic-usage) 1024)
+                               :malloc-kib (floor (malloc-in-use) 1024)
+                               :rss-kib (rss-kib)))))
         (t (as:write-socket-data socket data))))
+
+(defun malloc-in-use ()
+  "Bytes malloc has handed out and not had back (glibc's mallinfo2)."
+  (cffi:with-foreign-object (info :size 10)
+    (cffi:foreign-funcall "mallinfo2" :pointer info :void)
+    ;; struct mallinfo2: arena ordblks smblks hblks hblkhd usmblks fsmblks
+    ;; uordblks fordblks keepcost; in use = uordblks + hblkhd
+    (+ (cffi:mem-aref info :size 7) (cffi:mem-aref info :size 4))))
+
+(defun rss-kib ()
+  (with-open-file (f "/proc/self/status")
+    (loop :for line := (read-line f nil)
+          :while line
+          :when (and (> (length line) 6) (string= "VmRSS:" line :end2 6))
+            :return (parse-integer line :start 6 :junk-allowed t))))
 
 (defun parse-number (s)
   (let ((*read-eval* nil)) (read-from-string s)))
