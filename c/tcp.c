@@ -1108,17 +1108,11 @@ static void connection_cb(uv_stream_t *srv, int status) {
   timer_update(c);
 }
 
-int casl_server_listen(casl_loop *loop, int64_t id, const char *addr, int port,
-                       int backlog, casl_server **out) {
-  struct sockaddr_storage ss;
-  casl_server *s;
+/* A server handle with id, not yet bound: 0 and *out, or a code. */
+static int server_new(casl_loop *loop, int64_t id, casl_server **out) {
+  casl_server *s = calloc(1, sizeof(*s));
   int rc;
   *out = NULL;
-  if (addr == NULL || *addr == '\0')
-    addr = "0.0.0.0";
-  if (port < 0 || port > 65535 || parse_ip(addr, port, &ss) != 0)
-    return CASL_EINVAL;
-  s = calloc(1, sizeof(*s));
   if (s == NULL)
     return CASL_ENOMEM;
   rc = uv_tcp_init(&loop->uv, &s->uv);
@@ -1130,7 +1124,14 @@ int casl_server_listen(casl_loop *loop, int64_t id, const char *addr, int port,
   casl__handle_init(loop, &s->h, CASL_H_SERVER, id);
   s->h.uv_open = 1;
   loop->st.servers++;
-  rc = uv_tcp_bind(&s->uv, (const struct sockaddr *)&ss, 0);
+  *out = s;
+  return 0;
+}
+
+/* Listens on s once binding (or adopting an fd) gave rc; on any failure
+ * the handle closes without ever being reported and rc is returned. */
+static int server_start(casl_server *s, int rc, int backlog,
+                        casl_server **out) {
   if (rc == 0)
     rc = uv_listen((uv_stream_t *)&s->uv, backlog < 1 ? 128 : backlog,
                    connection_cb);
@@ -1143,6 +1144,22 @@ int casl_server_listen(casl_loop *loop, int64_t id, const char *addr, int port,
   return 0;
 }
 
+int casl_server_listen(casl_loop *loop, int64_t id, const char *addr, int port,
+                       int backlog, casl_server **out) {
+  struct sockaddr_storage ss;
+  casl_server *s;
+  int rc;
+  *out = NULL;
+  if (addr == NULL || *addr == '\0')
+    addr = "0.0.0.0";
+  if (port < 0 || port > 65535 || parse_ip(addr, port, &ss) != 0)
+    return CASL_EINVAL;
+  if ((rc = server_new(loop, id, &s)) != 0)
+    return rc;
+  return server_start(s, uv_tcp_bind(&s->uv, (const struct sockaddr *)&ss, 0),
+                      backlog, out);
+}
+
 int casl_server_open_fd(casl_loop *loop, int64_t id, int fd, int backlog,
                         casl_server **out) {
   casl_server *s;
@@ -1150,29 +1167,9 @@ int casl_server_open_fd(casl_loop *loop, int64_t id, int fd, int backlog,
   *out = NULL;
   if (fd < 0)
     return CASL_EINVAL;
-  s = calloc(1, sizeof(*s));
-  if (s == NULL)
-    return CASL_ENOMEM;
-  rc = uv_tcp_init(&loop->uv, &s->uv);
-  if (rc != 0) {
-    free(s);
+  if ((rc = server_new(loop, id, &s)) != 0)
     return rc;
-  }
-  s->uv.data = s;
-  casl__handle_init(loop, &s->h, CASL_H_SERVER, id);
-  s->h.uv_open = 1;
-  loop->st.servers++;
-  rc = uv_tcp_open(&s->uv, (uv_os_sock_t)fd);
-  if (rc == 0)
-    rc = uv_listen((uv_stream_t *)&s->uv, backlog < 1 ? 128 : backlog,
-                   connection_cb);
-  if (rc != 0) {
-    s->h.flags |= CASL_HF_CLOSING | CASL_HF_SILENT;
-    uv_close((uv_handle_t *)&s->uv, server_close_cb);
-    return rc;
-  }
-  *out = s;
-  return 0;
+  return server_start(s, uv_tcp_open(&s->uv, (uv_os_sock_t)fd), backlog, out);
 }
 
 int casl_server_port(casl_server *s) {
