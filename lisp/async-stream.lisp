@@ -132,3 +132,6 @@ gives."))
 
 (defmethod trivial-gray-streams:stream-clear-output ((stream async-output-stream))
   nil)
+
+(setf (documentation 'stream-socket 'function)
+      "The socket an ASYNC-STREAM reads from and writes to.")

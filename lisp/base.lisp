@@ -102,3 +102,22 @@ the C counters.")
                         :initform 0
                         :documentation "Kept for compatibility."))
   (:documentation "A running event loop and everything it tracks."))
+
+(macrolet ((doc (&rest pairs)
+             `(progn ,@(loop :for (name text) :on pairs :by #'cddr
+                             :collect `(setf (documentation ',name 'function) ,text)))))
+  (doc event-errcode "The numeric code of an EVENT-ERROR (a negative errno, or 0)."
+       event-errmsg "The text of an EVENT-ERROR: what went wrong (or nil)."
+       event-base-c "The C loop of an EVENT-BASE (a foreign pointer)."
+       event-base-id "The number of an EVENT-BASE."
+       event-base-function-registry "Upstream's callback registry of an EVENT-BASE."
+       event-base-data-registry "Upstream's data registry of an EVENT-BASE."
+       event-base-exit-functions "Functions run when the loop exits, last added first."
+       event-base-signal-handlers "Kept for compatibility (signal handlers are not implemented)."
+       event-base-dns-base "Kept for compatibility (DNS runs in the C library)."
+       event-base-dns-ref-count "Kept for compatibility."
+       event-base-catch-app-errors "The loop's :catch-app-errors setting."
+       event-base-send-errors-to-eventcb "The loop's :send-errors-to-eventcb setting."
+       event-base-lock "A lock of the event base (used with *enable-threading*)."
+       event-base-num-connections-in "Kept for compatibility; STATS counts connections."
+       event-base-num-connections-out "Kept for compatibility; STATS counts connections."))

@@ -141,3 +141,8 @@ of file descriptors).  The server stays open."))
   (:default-initargs :msg "Freed notifier being operated on")
   (:documentation "A notifier was used after FREE-NOTIFIER (or after its
 single shot)."))
+
+(setf (documentation 'socket-accept-error-listener 'function)
+      "The server of a SOCKET-ACCEPT-ERROR (upstream's name)."
+      (documentation 'socket-accept-error-server 'function)
+      "The server of a SOCKET-ACCEPT-ERROR.")

@@ -151,3 +151,8 @@ ACTIVATE is accepted for compatibility and has no effect.  Returns 0."
 (defmethod object-loop-closed ((event event))
   (setf (event-freed event) t
         (event-c event) nil))
+
+(setf (documentation 'event-c 'function)
+      "The C timer of an EVENT (a foreign pointer), nil once freed."
+      (documentation 'event-freed-p 'function)
+      "True once EVENT was freed (by FREE-EVENT, after it fired, or at loop exit).")

@@ -145,6 +145,11 @@ thread, from casl_loop_run)."
   (dns nil :type (or null function))
   (sni nil :type (or null function)))
 
+(setf (documentation 'make-event-handlers 'function)
+      "Makes the EVENT-HANDLERS the core installs in *EVENT-HANDLERS*, one
+function per event kind (:timer :notify :closed :accept :connect :read
+:written :error :dns :sni).")
+
 (defvar *event-handlers* nil
   "The EVENT-HANDLERS that receive every event; set by the core at load.")
 

@@ -75,3 +75,5 @@ implemented here)."))
 
 (define-condition filesystem-eperm (filesystem-error) ()
   (:documentation "Operation not permitted."))
+
+(setf (documentation 'idler-freed-p 'function) "True once IDLER was freed.")

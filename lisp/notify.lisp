@@ -85,3 +85,7 @@ already freed."
 
 (defmethod object-loop-closed ((n notifier))
   (object-closed n))
+
+(setf (documentation 'notifier-freed-p 'function)
+      "True once NOTIFIER was freed (by FREE-NOTIFIER, after its single shot,
+or at loop exit).")

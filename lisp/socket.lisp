@@ -127,6 +127,7 @@ condition for socket errors with CODE."
 ;;;# Conditions for error codes
 
 (defun socket-label (socket)
+  "\"host:port\" of SOCKET for messages, or \"connection\"."
   (if (socket-host socket)
       (format nil "~a:~a" (socket-host socket) (socket-port socket))
       "connection"))
@@ -279,6 +280,7 @@ it accepted stay open.  Idempotent."))
 ;;;# Timeouts, pausing, queries
 
 (defun timeout-ms (seconds)
+  "Milliseconds for a timeout of SECONDS; 0 (none) unless a positive real."
   (if (and (realp seconds) (plusp seconds))
       (max 1 (round (* seconds 1000)))
       0))
@@ -434,3 +436,21 @@ read) and TLS failures (the alert should reach the peer)."
                           :code code :server server :listener server
                           :msg (format nil "accepting a connection failed: ~a"
                                        (cl-async-ffi:strerror code))))))))
+
+(macrolet ((doc (&rest pairs)
+             `(progn ,@(loop :for (name text) :on pairs :by #'cddr
+                             :collect `(setf (documentation ',name 'function) ,text)))))
+  (doc socket-c "The C connection of SOCKET (a foreign pointer); nil before it
+exists and once it is closed."
+       socket-data "Data of the application's attached to SOCKET (setf-able)."
+       socket-host "The host SOCKET connected to (or the peer's address for an
+accepted socket)."
+       socket-port "The port of SOCKET's peer."
+       socket-connected "True once SOCKET is connected (after the TLS handshake for
+an ssl-socket)."
+       socket-direction ":out for a connection we made, :in for an accepted one."
+       socket-connect-cb "SOCKET's connect-cb."
+       socket-event-cb "SOCKET's event-cb."
+       socket-server-c "The C server of a SOCKET-SERVER (a foreign pointer)."
+       socket-server-event-cb "The event-cb of a SOCKET-SERVER (accepted sockets
+inherit it)."))

@@ -30,6 +30,14 @@ validity or name.  The message says what failed and what to pass."))
 close_notify: the data may have been cut short by an attacker or a crash.
 It is a TCP-EOF (the connection is over) and a TCP-SSL-ERROR."))
 
+(setf (documentation 'tcp-ssl-error-reason 'function)
+      "OpenSSL's text for the failure of a TCP-SSL-ERROR."
+      (documentation 'tcp-ssl-verify-code 'function)
+      "The X509 verification result code of a TCP-SSL-VERIFY-ERROR (0 when a
+client sent no certificate to a server that requires one)."
+      (documentation 'tcp-ssl-verify-message 'function)
+      "The text of the verification result (\"self-signed certificate\").")
+
 ;;;# Option constants, from the OpenSSL headers the C library was built with
 
 (defmacro define-ssl-constants (&rest pairs)
