@@ -458,11 +458,15 @@ CASL_EXTERN void casl_timer_close(casl_timer *t);
 /* ------------------------------------------------------------------------ */
 /* Notifiers (wake the loop from any thread)                                 */
 
+/* Creates a notifier with id; it keeps the loop alive until closed (or
+ * unreferenced with casl_handle_ref). */
 CASL_EXTERN int casl_notifier_new(casl_loop *loop, int64_t id,
                                   casl_notifier **out);
-/* Thread-safe.  The caller must make sure the notifier is not closed
- * concurrently (the Lisp layer holds a lock around both). */
+/* Wakes the loop to dispatch a `notify' event.  Thread-safe.  The caller
+ * must make sure the notifier is not closed concurrently (the Lisp layer
+ * holds a lock around both). */
 CASL_EXTERN int casl_notifier_send(casl_notifier *n);
+/* Closes it (loop thread only); `closed' follows. */
 CASL_EXTERN void casl_notifier_close(casl_notifier *n);
 
 /* ------------------------------------------------------------------------ */
