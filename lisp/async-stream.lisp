@@ -135,3 +135,13 @@ gives."))
 
 (setf (documentation 'stream-socket 'function)
       "The socket an ASYNC-STREAM reads from and writes to.")
+
+;;; A stream stands for its socket in the socket functions.
+(defmethod streamish-write ((stream async-stream) data &rest args)
+  (apply #'streamish-write (stream-socket stream) data args))
+
+(defmethod close-streamish ((stream async-stream) &key force)
+  (close-streamish (stream-socket stream) :force force))
+
+(defmethod streamish-closed-p ((stream async-stream))
+  (streamish-closed-p (stream-socket stream)))

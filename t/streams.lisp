@@ -120,3 +120,23 @@ read-cb gets octet vectors."
         (is (typep stream 'as:async-io-stream))))
     (is (typep got '(vector (unsigned-byte 8))))
     (is (equal "raw" (text got)))))
+
+(test socket-functions-accept-the-stream
+  "write-socket-data, close-socket and socket-closed-p take the stream that
+:stream t returns in place of its socket."
+  (let ((got nil) (closed nil))
+    (with-test-loop ()
+      (let* ((server (as:tcp-server "127.0.0.1" 0 (lambda (s d) (as:write-socket-data s d))))
+             (stream (as:tcp-connect "127.0.0.1" (as:tcp-server-port server)
+                                     (lambda (sock stream)
+                                       (let* ((buf (make-array 64 :element-type '(unsigned-byte 8)))
+                                              (n (read-sequence buf stream)))
+                                         (setf got (text (subseq buf 0 n))))
+                                       (as:close-socket stream)
+                                       (setf closed (as:socket-closed-p stream))
+                                       (as:close-tcp-server server)
+                                       sock)
+                                     :stream t)))
+        (as:write-socket-data stream "via stream")))
+    (is (equal "via stream" got))
+    (is-true closed)))
