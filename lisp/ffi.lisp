@@ -78,9 +78,23 @@ interrupts deferred."
          ,(format nil "Calls ~a." c-name)
          (sb-sys:without-interrupts (,raw ,@names))))))
 
+(defvar *callback-interrupts* nil
+  "Whether callbacks may enable interrupts: the caller's
+SB-SYS:*ALLOW-WITH-INTERRUPTS*, captured by LOOP-RUN-ONCE before it defers
+interrupts.")
+
+;;; Callbacks do all their work, allocation included, inside
+;;; WITH-CALLBACK-INTERRUPTS.  Outside it they run with interrupts deferred
+;;; and *ALLOW-WITH-INTERRUPTS* nil, a state in which SBCL's allocator may
+;;; collect garbage safely; a collection triggered with interrupts deferred
+;;; but allowed (the state ALLOW-WITH-INTERRUPTS would leave around the C
+;;; call) lets a signal arrive during POST-GC, which SBCL 2.2 treats as a
+;;; fatal error ("pending handler changed in gc").
 (defmacro with-callback-interrupts (&body body)
-  "Runs BODY (a callback from C) with interrupts enabled again."
-  `(sb-sys:with-interrupts ,@body))
+  "Runs BODY (a callback from C) with interrupts enabled again, if the
+code that ran the loop allowed them."
+  `(let ((sb-sys:*allow-with-interrupts* *callback-interrupts*))
+     (sb-sys:with-interrupts ,@body)))
 
 ;;;# Errors and versions
 
@@ -176,10 +190,10 @@ function per event kind (:timer :notify :closed :accept :connect :read
     (funcall (event-handlers-connect *event-handlers*) id)))
 
 (cffi:defcallback %on-read :void ((id :int64) (buf :pointer) (len :size))
-  (let ((octets (make-array len :element-type '(unsigned-byte 8))))
-    (cffi:with-pointer-to-vector-data (dst octets)
-      (%memcpy dst buf len))
-    (with-callback-interrupts
+  (with-callback-interrupts
+    (let ((octets (make-array len :element-type '(unsigned-byte 8))))
+      (cffi:with-pointer-to-vector-data (dst octets)
+        (%memcpy dst buf len))
       (funcall (event-handlers-read *event-handlers*) id octets))))
 
 (cffi:defcallback %on-written :void ((id :int64))
@@ -192,16 +206,17 @@ function per event kind (:timer :notify :closed :accept :connect :read
 
 (cffi:defcallback %on-dns :void ((id :int64) (status :int) (n :int)
                                  (addrs :pointer) (families :pointer))
-  (let ((results (loop :for i :below n
-                       :collect (cons (cffi:mem-aref addrs :string i)
-                                      (cffi:mem-aref families :int i)))))
-    (with-callback-interrupts
+  (with-callback-interrupts
+    (let ((results (loop :for i :below n
+                         :collect (cons (cffi:mem-aref addrs :string i)
+                                        (cffi:mem-aref families :int i)))))
       (funcall (event-handlers-dns *event-handlers*) id status results))))
 
-(cffi:defcallback %on-sni :void ((id :int64) (name :string))
+(cffi:defcallback %on-sni :void ((id :int64) (name :pointer))
   (with-callback-interrupts
-    (funcall (event-handlers-sni *event-handlers*) id
-             (if (zerop (length name)) nil name))))
+    (let ((name (cffi:foreign-string-to-lisp name)))
+      (funcall (event-handlers-sni *event-handlers*) id
+               (if (zerop (length name)) nil name)))))
 
 (cffi:defcstruct casl-callbacks
   (timer :pointer) (notify :pointer) (closed :pointer) (accept :pointer)
@@ -222,8 +237,8 @@ function per event kind (:timer :notify :closed :accept :connect :read
   "One iteration of LOOP, waiting at most MAX-WAIT-MS: +run-more+,
 +run-done+, +run-stopped+ or a negative code.  Interrupts are deferred
 while C runs and allowed again inside callbacks."
-  (sb-sys:without-interrupts
-    (sb-sys:allow-with-interrupts
+  (let ((*callback-interrupts* sb-sys:*allow-with-interrupts*))
+    (sb-sys:without-interrupts
       (%raw-loop-run-once loop max-wait-ms))))
 (defc loop-stop "casl_loop_stop" :void (loop :pointer))
 (defc loop-free "casl_loop_free" :void (loop :pointer))

@@ -90,3 +90,54 @@ promptly (SBCL's handler runs between C calls)."
         (unless exited
           (uiop:terminate-process p :urgent t))
         (uiop:wait-process p)))))
+
+(test gc-in-callbacks-while-signals-arrive
+  "A loop thread echoing 64 KiB chunks (so callbacks allocate and collect
+garbage all the time) while another thread sends it INTERRUPT-THREADs and
+a timer signals it every millisecond: the process survives and the data
+keeps flowing.  (Collecting garbage with interrupts deferred but allowed
+made SBCL die with \"pending handler changed in gc\".)  Runs in a child
+process, so a crash fails this test only."
+  (let* ((script (format nil "~agc-signals.lisp" (certs-dir)))
+         (out (format nil "~agc-signals.out" (certs-dir))))
+    (with-open-file (s script :direction :output :if-exists :supersede)
+      (format s "(require :asdf)~%(push ~s asdf:*central-registry*)~%~
+                 (asdf:load-system :cl-async-ssl)~%~
+                 (defvar *n* 0)~%~
+                 (defun busy ()~%  ~
+                   (as:with-event-loop ()~%    ~
+                     (let ((server (as-ssl:tcp-ssl-server \"127.0.0.1\" 0 ~
+                       (lambda (s d) (as:write-socket-data s d)) :certificate ~s :key ~s)))~%      ~
+                       (dotimes (i 2) (as-ssl:tcp-ssl-connect \"127.0.0.1\" (as:tcp-server-port server) ~
+                         (lambda (s d) (incf *n* (length d)) (as:write-socket-data s d)) :ca-file ~s ~
+                         :data (make-array 65536 :element-type '(unsigned-byte 8) :initial-element 7))))))~%~
+                 (let* ((th (sb-thread:make-thread (lambda () (catch :stop (busy)))))~%       ~
+                        (timer (sb-ext:make-timer (lambda () nil) :thread th))~%       ~
+                        (end (+ (get-internal-real-time) (* 3 internal-time-units-per-second))))~%  ~
+                   (sleep 0.3)~%  ~
+                   (sb-ext:schedule-timer timer 0.001 :repeat-interval 0.001)~%  ~
+                   (loop :while (< (get-internal-real-time) end)~%        ~
+                         :do (sb-thread:interrupt-thread th (lambda () nil)) (sleep 0.0005))~%  ~
+                   (sb-ext:unschedule-timer timer)~%  ~
+                   (sb-thread:interrupt-thread th (lambda () (throw :stop nil)))~%  ~
+                   (sb-thread:join-thread th :default nil :timeout 10)~%  ~
+                   (with-open-file (f ~s :direction :output :if-exists :supersede)~%    ~
+                     (format f \"~~d~~%\" *n*)))~%"
+              (namestring (asdf:system-source-directory :cl-async-ssl))
+              (cert "server-chain.pem") (cert "server.key") (cert "ca.pem") out))
+    (when (probe-file out) (delete-file out))
+    (let* ((p (uiop:launch-program (list "sbcl" "--noinform" "--non-interactive"
+                                         "--load" script)
+                                   :output nil :error-output nil))
+           (finished (loop :repeat 600 :while (uiop:process-alive-p p)
+                           :do (sleep 0.05)
+                           :finally (return (not (uiop:process-alive-p p))))))
+      (unless finished
+        (uiop:terminate-process p :urgent t))
+      (let ((status (uiop:wait-process p)))
+        (is-true finished "the child finished within 30 s")
+        (is (eql 0 status) "the child exited normally (status ~a)" status)
+        (let ((n (and (probe-file out)
+                      (with-open-file (f out) (parse-integer (read-line f) :junk-allowed t)))))
+          (is (and n (> n (* 16 1024 1024)))
+              "data kept flowing (~a bytes echoed)" n))))))
