@@ -13,10 +13,16 @@
 #include <netdb.h>
 #include <uv.h>
 
-/* Size of the pooled buffers used for reads and write chunks. */
+/* Size of the pooled buffers used for plain TCP reads and write chunks. */
 #define CASL_BUF_SIZE (64 * 1024)
 /* How many free buffers a loop keeps for reuse. */
 #define CASL_POOL_KEEP 64
+/* Size of the pooled buffers TLS connections read into and decrypt into:
+ * large enough that one read of a busy connection becomes one `read'
+ * event (fewer, larger buffers handed to the application cost it less per
+ * byte), few enough kept that an idle loop holds little. */
+#define CASL_BIG_BUF_SIZE (256 * 1024)
+#define CASL_BIG_POOL_KEEP 8
 /* How long a graceful close may wait for queued data to drain. */
 #define CASL_CLOSE_LINGER_MS 10000
 
@@ -62,8 +68,10 @@ typedef struct casl_event {
   casl_handle *h;   /* the handle (NULL for DNS lookups) */
   casl_handle *aux; /* ACCEPT: the server */
   int64_t id;       /* DNS: the lookup id */
-  char *buf;        /* READ: pooled buffer; DNS/SNI: malloc'd payload */
+  char *buf;        /* READ: data (see casl__buf_fit); DNS/SNI: malloc'd
+                       payload */
   size_t len;
+  size_t cap;       /* READ: the capacity of buf */
 } casl_event;
 
 /* A write chunk: data[off .. len) is still to be sent. */
@@ -149,6 +157,9 @@ struct casl_loop {
   long ev_count, ev_free_count;
   void *pool[CASL_POOL_KEEP]; /* free CASL_BUF_SIZE buffers */
   int pool_n;
+  void *big_pool[CASL_BIG_POOL_KEEP]; /* free CASL_BIG_BUF_SIZE buffers */
+  int big_pool_n;
+  int big_held;             /* big buffers held by queued `read' events */
   casl_tcp *dirty;          /* connections with data to flush */
   int running, stop, tearing_down;
   casl_stats st;
@@ -161,8 +172,20 @@ void casl__handle_init(casl_loop *loop, casl_handle *h, casl_htype type,
                        int64_t id);
 /* One of h's libuv handles finished closing. */
 void casl__handle_uv_closed(casl_handle *h);
-void *casl__buf_get(casl_loop *loop);
-void casl__buf_put(casl_loop *loop, void *buf);
+/* A buffer of `size' bytes (CASL_BUF_SIZE or CASL_BIG_BUF_SIZE) from the
+ * loop's pool, or malloc'd; NULL when out of memory. */
+void *casl__buf_get(casl_loop *loop, size_t size);
+/* Gives back a buffer of capacity `size': kept for reuse when it is one of
+ * the pooled sizes and the pool has room, else freed.  NULL is ignored. */
+void casl__buf_put(casl_loop *loop, void *buf, size_t size);
+/* Chooses the buffer a `read' event keeps for len (> 0) bytes read into buf
+ * (capacity *cap): small data, and data filling less than half of a buffer
+ * when many big ones are already held, moves to a buffer of its own size
+ * and buf goes back to the pool.  Returns the buffer to keep (its capacity
+ * in *cap); out of memory, buf itself. */
+char *casl__buf_fit(casl_loop *loop, char *buf, size_t len, size_t *cap);
+/* Releases the buffer of a `read' event (as chosen by casl__buf_fit). */
+void casl__buf_done(casl_loop *loop, char *buf, size_t cap);
 char *casl__strdup(const char *s);
 
 /* tcp.c */

@@ -30,19 +30,65 @@ char *casl__strdup(const char *s) {
   return d;
 }
 
-void *casl__buf_get(casl_loop *loop) {
-  if (loop->pool_n > 0)
+void *casl__buf_get(casl_loop *loop, size_t size) {
+  if (size == CASL_BUF_SIZE && loop->pool_n > 0)
     return loop->pool[--loop->pool_n];
-  return malloc(CASL_BUF_SIZE);
+  if (size == CASL_BIG_BUF_SIZE && loop->big_pool_n > 0)
+    return loop->big_pool[--loop->big_pool_n];
+  return malloc(size);
 }
 
-void casl__buf_put(casl_loop *loop, void *buf) {
+void casl__buf_put(casl_loop *loop, void *buf, size_t size) {
   if (buf == NULL)
     return;
-  if (loop->pool_n < CASL_POOL_KEEP && !loop->tearing_down)
-    loop->pool[loop->pool_n++] = buf;
-  else
-    free(buf);
+  if (!loop->tearing_down) {
+    if (size == CASL_BUF_SIZE && loop->pool_n < CASL_POOL_KEEP) {
+      loop->pool[loop->pool_n++] = buf;
+      return;
+    }
+    if (size == CASL_BIG_BUF_SIZE && loop->big_pool_n < CASL_BIG_POOL_KEEP) {
+      loop->big_pool[loop->big_pool_n++] = buf;
+      return;
+    }
+  }
+  free(buf);
+}
+
+/* Data up to this size is always copied out of a read buffer into one of
+ * its own (cheap, and a queued event then holds no more than its data). */
+#define FIT_COPY_MAX 4096
+/* Up to this many big buffers may be held by queued `read' events; beyond
+ * that, data filling less than half of one is copied out, so a burst of
+ * reads on many connections holds at most about twice the memory of its
+ * data. */
+#define BIG_HELD_MAX 64
+
+char *casl__buf_fit(casl_loop *loop, char *buf, size_t len, size_t *cap) {
+  char *p;
+  if (len > FIT_COPY_MAX) {
+    if (*cap != CASL_BIG_BUF_SIZE)
+      return buf;
+    if (loop->big_held < BIG_HELD_MAX || len >= *cap / 2) {
+      loop->big_held++;
+      return buf;
+    }
+  }
+  p = malloc(len);
+  if (p == NULL) {
+    if (*cap == CASL_BIG_BUF_SIZE)
+      loop->big_held++;
+    return buf;
+  }
+  memcpy(p, buf, len);
+  casl__buf_put(loop, buf, *cap);
+  *cap = len;
+  return p;
+}
+
+void casl__buf_done(casl_loop *loop, char *buf, size_t cap) {
+  if (cap == CASL_BIG_BUF_SIZE && buf != NULL)
+    loop->big_held--;
+  casl__buf_put(loop, buf, cap);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -216,7 +262,7 @@ casl_event *casl__event_push(casl_loop *loop, casl_evtype type,
 /* Releases what an event owns and recycles it. */
 static void event_release(casl_loop *loop, casl_event *ev) {
   if (ev->type == CASL_EV_READ)
-    casl__buf_put(loop, ev->buf);
+    casl__buf_done(loop, ev->buf, ev->cap);
   else
     free(ev->buf);
   if (ev->type == CASL_EV_ACCEPT && ev->h != NULL &&
@@ -523,6 +569,8 @@ void casl_loop_free(casl_loop *loop) {
   }
   for (i = 0; i < loop->pool_n; i++)
     free(loop->pool[i]);
+  for (i = 0; i < loop->big_pool_n; i++)
+    free(loop->big_pool[i]);
   free(loop);
 }
 

@@ -94,7 +94,7 @@ static casl_chunk *chunk_new(casl_loop *loop, size_t need) {
   casl_chunk *ch;
   size_t cap;
   if (need <= CHUNK_POOLED_CAP) {
-    ch = casl__buf_get(loop);
+    ch = casl__buf_get(loop, CASL_BUF_SIZE);
     cap = CHUNK_POOLED_CAP;
   } else {
     ch = malloc(sizeof(casl_chunk) + need);
@@ -110,7 +110,7 @@ static casl_chunk *chunk_new(casl_loop *loop, size_t need) {
 
 static void chunk_free(casl_loop *loop, casl_chunk *ch) {
   if (ch->cap == CHUNK_POOLED_CAP)
-    casl__buf_put(loop, ch);
+    casl__buf_put(loop, ch, CASL_BUF_SIZE);
   else
     free(ch);
 }
@@ -529,11 +529,14 @@ void casl__tcp_free(casl_tcp *c) {
 /* ------------------------------------------------------------------------ */
 /* Reading                                                                   */
 
+/* TLS connections read into big buffers: one read, one batch of
+ * decrypted data (see CASL_BIG_BUF_SIZE). */
 static void alloc_cb(uv_handle_t *u, size_t suggested, uv_buf_t *buf) {
   casl_tcp *c = u->data;
-  char *b = casl__buf_get(c->h.loop);
+  size_t size = c->tls != NULL ? CASL_BIG_BUF_SIZE : CASL_BUF_SIZE;
+  char *b = casl__buf_get(c->h.loop, size);
   (void)suggested;
-  *buf = uv_buf_init(b, b != NULL ? CASL_BUF_SIZE : 0);
+  *buf = uv_buf_init(b, b != NULL ? (unsigned)size : 0);
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -542,23 +545,24 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread > 0) {
     c->last_read = uv_now(&loop->uv);
     if (c->h.flags & CASL_HF_CLOSING) {
-      casl__buf_put(loop, buf->base);
+      casl__buf_put(loop, buf->base, buf->len);
     } else if (c->tls != NULL) {
       (void)casl_tls_feed(c->tls, buf->base, (size_t)nread);
-      casl__buf_put(loop, buf->base);
+      casl__buf_put(loop, buf->base, buf->len);
     } else {
       casl_event *ev = casl__event_push(loop, CASL_EV_READ, &c->h);
       if (ev == NULL) {
-        casl__buf_put(loop, buf->base);
+        casl__buf_put(loop, buf->base, buf->len);
         report_error(c, UV_ENOMEM, "out of memory while reading");
         return;
       }
-      ev->buf = buf->base;
+      ev->cap = buf->len;
+      ev->buf = casl__buf_fit(loop, buf->base, (size_t)nread, &ev->cap);
       ev->len = (size_t)nread;
     }
     return;
   }
-  casl__buf_put(loop, buf->base);
+  casl__buf_put(loop, buf->base, buf->len);
   if (nread == 0)
     return;
   if (nread == UV_EOF) {
@@ -905,24 +909,25 @@ int casl_tcp_connected(const casl_tcp *c) {
 
 static void tls_alloc(void *ud, char **buf, size_t *len) {
   casl_tcp *c = ud;
-  *buf = casl__buf_get(c->h.loop);
-  *len = *buf != NULL ? CASL_BUF_SIZE : 0;
+  *buf = casl__buf_get(c->h.loop, CASL_BIG_BUF_SIZE);
+  *len = *buf != NULL ? CASL_BIG_BUF_SIZE : 0;
 }
 
 static void tls_plaintext(void *ud, char *buf, size_t len) {
   casl_tcp *c = ud;
   casl_event *ev;
   if (len == 0 || (c->h.flags & CASL_HF_CLOSING) || c->failed) {
-    casl__buf_put(c->h.loop, buf);
+    casl__buf_put(c->h.loop, buf, CASL_BIG_BUF_SIZE);
     return;
   }
   ev = casl__event_push(c->h.loop, CASL_EV_READ, &c->h);
   if (ev == NULL) {
-    casl__buf_put(c->h.loop, buf);
+    casl__buf_put(c->h.loop, buf, CASL_BIG_BUF_SIZE);
     report_error(c, UV_ENOMEM, "out of memory while reading");
     return;
   }
-  ev->buf = buf;
+  ev->cap = CASL_BIG_BUF_SIZE;
+  ev->buf = casl__buf_fit(c->h.loop, buf, len, &ev->cap);
   ev->len = len;
 }
 
@@ -982,7 +987,7 @@ static void reroute_reads(casl_tcp *c) {
         loop->ev_tail = prev;
       loop->ev_count--;
       (void)casl_tls_feed(c->tls, ev->buf, ev->len);
-      casl__buf_put(loop, ev->buf);
+      casl__buf_done(loop, ev->buf, ev->cap);
       free(ev);
       continue;
     }

@@ -10,10 +10,10 @@
 #include "test.h"
 
 #define GUARD 999999
-#define MAXC 64
+#define MAXC 256
 #define SRV 0
 #define CLI 1
-#define IN0 20 /* ids of accepted connections start here */
+#define IN0 128 /* ids of accepted connections start here; clients below */
 
 static struct {
   casl_loop *loop;
@@ -33,6 +33,11 @@ static struct {
   int sni_asked;
   char sni_name[256];
   casl_tls_ctx *sni_choice;
+  int many;            /* clients of core_tls_many_clients (0: one test
+                          connection, the server closes after it) */
+  size_t want[MAXC];   /* core_tls_many_clients: client k closes once it
+                          has want[k] bytes */
+  int clients_closed;
 } g;
 
 static void rx_add(int id, const char *b, size_t n) {
@@ -51,13 +56,16 @@ static void on_timer(int64_t id) {
 static void on_closed(int64_t id) {
   if (id >= 0 && id < MAXC)
     g.closed[id]++;
+  if (g.many && id > SRV && id < IN0 && ++g.clients_closed == g.many)
+    casl_server_close(g.server);
 }
 
 static int64_t on_accept(int64_t sid, casl_tcp *c) {
   int64_t id = g.next_in++;
   (void)sid;
   g.c[id] = c;
-  casl_server_close(g.server); /* one connection per test */
+  if (!g.many)
+    casl_server_close(g.server); /* one connection per test */
   return id;
 }
 
@@ -73,6 +81,8 @@ static void on_read(int64_t id, const char *b, size_t n) {
     ASSERT_OK_VOID(casl_tcp_write(g.c[id], b, n, 0));
   if (id == CLI && (g.close_in == 2 ||
                     (g.client_want && g.rxlen[CLI] >= g.client_want)))
+    casl_tcp_close(g.c[id], 0);
+  if (id > SRV && id < IN0 && g.want[id] && g.rxlen[id] >= g.want[id])
     casl_tcp_close(g.c[id], 0);
   if (id == CLI && g.close_in == 4) /* drop it: no close_notify */
     casl_tcp_close(g.c[id], 1);
@@ -202,6 +212,49 @@ TEST_IMPL(core_tls_big_echo) {
   ASSERT_OK(run_bounded(30000));
   ASSERT_EQ(g.rxlen[CLI], n);
   ASSERT(memcmp(g.rx[CLI], data, n) == 0);
+  free(data);
+  teardown();
+  return 0;
+}
+
+/* Many clients writing at once, so the server queues many reads of
+ * different sizes in one loop iteration (more than the loop keeps big read
+ * buffers for): every byte comes back intact, in order, and nothing is
+ * left. */
+TEST_IMPL(core_tls_many_clients) {
+  enum { N = 100 };
+  size_t sizes[] = {1, 3000, 5000, 20000, 70000, 150000, 300000};
+  size_t ns = sizeof(sizes) / sizeof(sizes[0]), maxn = 300000 + N + 1, i;
+  char *data = malloc(maxn);
+  int k;
+  casl_stats st;
+  ASSERT(data != NULL);
+  for (i = 0; i < maxn; i++)
+    data[i] = (char)(i * 7 + (i >> 11));
+  ASSERT_OK(setup("server", 60000)); /* valgrind is slow */
+  g.echo = 1;
+  g.many = N;
+  for (k = 1; k <= N; k++) {
+    size_t n = sizes[(size_t)k % ns];
+    ASSERT_OK(casl_tcp_connect(g.loop, k, "127.0.0.1", g.port, &g.c[k]));
+    ASSERT_OK(casl_tcp_start_tls(g.c[k], g.cctx, 0, "localhost", NULL, 60000));
+    ASSERT_OK(casl_tcp_write(g.c[k], data + k, n - (size_t)k % 2, 0));
+    g.want[k] = n;
+  }
+  /* half of them write their last byte after the others' data is queued */
+  for (k = 1; k <= N; k += 2)
+    ASSERT_OK(casl_tcp_write(g.c[k], data + k + sizes[(size_t)k % ns] - 1, 1,
+                             0));
+  ASSERT_OK(run_bounded(120000));
+  for (k = 1; k <= N; k++) {
+    size_t n = sizes[(size_t)k % ns];
+    ASSERT_EQ(g.rxlen[k], n);
+    ASSERT(memcmp(g.rx[k], data + k, n) == 0);
+    ASSERT_EQ(g.closed[k], 1);
+  }
+  casl_loop_stats(g.loop, &st);
+  ASSERT_EQ(st.tls, 0);
+  ASSERT_EQ(st.connections_in + st.connections_out, 0);
   free(data);
   teardown();
   return 0;
