@@ -46,8 +46,9 @@ system call and one write-cb.  If nil, each write is sent at once.  Bound
 per loop by START-EVENT-LOOP.")
 
 (defvar *buffer-size* (* 1024 64)
-  "The size of the buffers reads are made into (64 KiB).  Kept for
-compatibility; the C library reads into its own pooled buffers.")
+  "Upstream's read buffer size (64 KiB).  Kept for compatibility; the C
+library reads into its own pooled buffers: a plain TCP read event carries
+up to 64 KiB, a TLS read event up to 256 KiB of decrypted data.")
 
 (defvar *output-buffer* nil
   "Kept for compatibility (upstream's static output buffer); unused.")
