@@ -410,13 +410,14 @@ RANDOM-CLOSES, each ends at a random point, by either side (seeded)."
               (if random-closes "leaks, random closes" "leaks, sequential connections")
               "~d connections~a: ~d errors; server RSS every ~d: ~{~d~^ ~} KiB; ~
                growth after warm-up ~,2f%; then ~d TLS filter(s) live (the stats request), ~
-               server stats ~s"
+               server stats ~a"
               done (if random-closes
                        (format nil " (normal, closed before the handshake, after it, ~
                                    without close_notify, by the server: ~{~d~^/~})"
                                (coerce modes 'list))
                        "")
-              errors sample-every samples growth (getf stats :tls-live) st))))
+              errors sample-every samples growth (getf stats :tls-live)
+              (let ((*print-pretty* nil)) (prin1-to-string st))))))
 
 (defun phase-concurrency ()
   "N idle TLS connections held at once (opened 500 at a time, each batch
