@@ -1113,7 +1113,7 @@ static void connection_cb(uv_stream_t *srv, int status) {
   timer_update(c);
 }
 
-/* A server handle with id, not yet bound: 0 and *out, or a code. */
+/* A server handle with id, before it is bound: 0 and *out, or a code. */
 static int server_new(casl_loop *loop, int64_t id, casl_server **out) {
   casl_server *s = calloc(1, sizeof(*s));
   int rc;

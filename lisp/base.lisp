@@ -104,21 +104,34 @@ the C counters.")
                         :documentation "Kept for compatibility."))
   (:documentation "A running event loop and everything it tracks."))
 
-(macrolet ((doc (&rest pairs)
-             `(progn ,@(loop :for (name text) :on pairs :by #'cddr
-                             :collect `(setf (documentation ',name 'function) ,text)))))
-  (doc event-errcode "The numeric code of an EVENT-ERROR (a negative errno, or 0)."
-       event-errmsg "The text of an EVENT-ERROR: what went wrong (or nil)."
-       event-base-c "The C loop of an EVENT-BASE (a foreign pointer)."
-       event-base-id "The number of an EVENT-BASE."
-       event-base-function-registry "Upstream's callback registry of an EVENT-BASE."
-       event-base-data-registry "Upstream's data registry of an EVENT-BASE."
-       event-base-exit-functions "Functions run when the loop exits, last added first."
-       event-base-signal-handlers "Kept for compatibility (signal handlers are not implemented)."
-       event-base-dns-base "Kept for compatibility (DNS runs in the C library)."
-       event-base-dns-ref-count "Kept for compatibility."
-       event-base-catch-app-errors "The loop's :catch-app-errors setting."
-       event-base-send-errors-to-eventcb "The loop's :send-errors-to-eventcb setting."
-       event-base-lock "A lock of the event base (used with *enable-threading*)."
-       event-base-num-connections-in "Kept for compatibility; STATS counts connections."
-       event-base-num-connections-out "Kept for compatibility; STATS counts connections."))
+(setf (documentation 'event-errcode 'function)
+      "The numeric code of an EVENT-ERROR (a negative errno, or 0)."
+      (documentation 'event-errmsg 'function)
+      "The text of an EVENT-ERROR: what went wrong (or nil)."
+      (documentation 'event-base-c 'function)
+      "The C loop of an EVENT-BASE (a foreign pointer)."
+      (documentation 'event-base-id 'function)
+      "The number of an EVENT-BASE."
+      (documentation 'event-base-function-registry 'function)
+      "Upstream's callback registry of an EVENT-BASE."
+      (documentation 'event-base-data-registry 'function)
+      "Upstream's data registry of an EVENT-BASE."
+      (documentation 'event-base-exit-functions 'function)
+      "Functions run when the loop exits, last added first."
+      (documentation 'event-base-signal-handlers 'function)
+      "Upstream's table of signal handlers; always NIL here, since this
+library watches no signals (see the README)."
+      (documentation 'event-base-dns-base 'function)
+      "Kept for compatibility (DNS runs in the C library)."
+      (documentation 'event-base-dns-ref-count 'function)
+      "Kept for compatibility."
+      (documentation 'event-base-catch-app-errors 'function)
+      "The loop's :catch-app-errors setting."
+      (documentation 'event-base-send-errors-to-eventcb 'function)
+      "The loop's :send-errors-to-eventcb setting."
+      (documentation 'event-base-lock 'function)
+      "A lock of the event base (used with *enable-threading*)."
+      (documentation 'event-base-num-connections-in 'function)
+      "Kept for compatibility; STATS counts connections."
+      (documentation 'event-base-num-connections-out 'function)
+      "Kept for compatibility; STATS counts connections.")

@@ -437,20 +437,26 @@ read) and TLS failures (the alert should reach the peer)."
                           :msg (format nil "accepting a connection failed: ~a"
                                        (cl-async-ffi:strerror code))))))))
 
-(macrolet ((doc (&rest pairs)
-             `(progn ,@(loop :for (name text) :on pairs :by #'cddr
-                             :collect `(setf (documentation ',name 'function) ,text)))))
-  (doc socket-c "The C connection of SOCKET (a foreign pointer); nil before it
-exists and once it is closed."
-       socket-data "Data of the application's attached to SOCKET (setf-able)."
-       socket-host "The host SOCKET connected to (or the peer's address for an
-accepted socket)."
-       socket-port "The port of SOCKET's peer."
-       socket-connected "True once SOCKET is connected (after the TLS handshake for
-an ssl-socket)."
-       socket-direction ":out for a connection we made, :in for an accepted one."
-       socket-connect-cb "SOCKET's connect-cb."
-       socket-event-cb "SOCKET's event-cb."
-       socket-server-c "The C server of a SOCKET-SERVER (a foreign pointer)."
-       socket-server-event-cb "The event-cb of a SOCKET-SERVER (accepted sockets
-inherit it)."))
+(setf (documentation 'socket-c 'function)
+      "The C connection of SOCKET (a foreign pointer); nil before it exists
+and once it is closed."
+      (documentation 'socket-data 'function)
+      "Data of the application's attached to SOCKET (setf-able)."
+      (documentation 'socket-host 'function)
+      "The host SOCKET connected to (or the peer's address for an accepted
+socket)."
+      (documentation 'socket-port 'function)
+      "The port of SOCKET's peer."
+      (documentation 'socket-connected 'function)
+      "True once SOCKET is connected (after the TLS handshake for an
+ssl-socket)."
+      (documentation 'socket-direction 'function)
+      ":out for a connection we made, :in for an accepted one."
+      (documentation 'socket-connect-cb 'function)
+      "SOCKET's connect-cb."
+      (documentation 'socket-event-cb 'function)
+      "SOCKET's event-cb."
+      (documentation 'socket-server-c 'function)
+      "The C server of a SOCKET-SERVER (a foreign pointer)."
+      (documentation 'socket-server-event-cb 'function)
+      "The event-cb of a SOCKET-SERVER (accepted sockets inherit it).")

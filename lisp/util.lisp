@@ -238,6 +238,18 @@ a loop starts (START-EVENT-LOOP binds it), not on every callback.")
   (let ((swank (find-package "SWANK")))
     (and swank (find-symbol "*SLDB-QUIT-RESTART*" swank))))
 
+(defun call-with-sldb-quit-restart (thunk)
+  "Calls THUNK with SWANK's debugger quit restart, when SWANK is loaded, set
+to ABORT-CALLBACK if *SAFE-SLDB-QUIT-RESTART* is true, else EXIT-EVENT-LOOP."
+  (let ((sym (if (eq *sldb-quit-symbol* :unknown)
+                 (find-sldb-quit-symbol)
+                 *sldb-quit-symbol*)))
+    (if (and sym (boundp sym))
+        (progv (list sym)
+            (list (if *safe-sldb-quit-restart* 'abort-callback 'exit-event-loop))
+          (funcall thunk))
+        (funcall thunk))))
+
 (defun call-with-callback-restarts (thunk &key eventcb-fn continue-fn
                                              (abort-restart-description
                                               "Abort this cl-async callback."))
@@ -249,15 +261,7 @@ a loop starts (START-EVENT-LOOP binds it), not on every callback.")
   EXIT-EVENT-LOOP      stop the event loop.
 With SWANK loaded, the debugger's quit restart becomes ABORT-CALLBACK when
 *SAFE-SLDB-QUIT-RESTART* is true, EXIT-EVENT-LOOP otherwise."
-  (restart-case
-      (let ((sym (if (eq *sldb-quit-symbol* :unknown)
-                     (find-sldb-quit-symbol)
-                     *sldb-quit-symbol*)))
-        (if (and sym (boundp sym))
-            (progv (list sym)
-                (list (if *safe-sldb-quit-restart* 'abort-callback 'exit-event-loop))
-              (funcall thunk))
-            (funcall thunk)))
+  (restart-case (call-with-sldb-quit-restart thunk)
     (continue ()
       :report "Skip the rest of this callback and keep the event loop running."
       (values))
@@ -297,35 +301,26 @@ With SWANK loaded, the debugger's quit restart becomes ABORT-CALLBACK when
 errors, with the callback restarts established (see
 CALL-WITH-CALLBACK-RESTARTS): outer handlers and the debugger decide.  A
 restart that skips the callback calls ABORT, which leaves the callback."
-  (flet ((signal-it ()
-           (let ((sym (if (eq *sldb-quit-symbol* :unknown)
-                          (find-sldb-quit-symbol)
-                          *sldb-quit-symbol*)))
-             (if (and sym (boundp sym))
-                 (progv (list sym)
-                     (list (if *safe-sldb-quit-restart* 'abort-callback 'exit-event-loop))
-                   (error err))
-                 (error err)))))
-    (restart-case (signal-it)
-      (continue ()
-        :report "Skip the rest of this callback and keep the event loop running."
-        (funcall abort))
-      (send-to-eventcb ()
-        :report "Continue the event loop, passing the error to the event-cb."
-        :test (lambda (c) (declare (ignore c)) evcb)
-        (funcall evcb err)
-        (funcall abort))
-      (continue-event-loop ()
-        :report "Continue the event loop, passing the error to the default handler."
-        (funcall (app-error-handler) err)
-        (funcall abort))
-      (abort-callback ()
-        :report "Abort this cl-async callback."
-        (funcall abort))
-      (exit-event-loop ()
-        :report "Exit the current event loop."
-        (exit-loop-now)
-        (funcall abort)))))
+  (restart-case (call-with-sldb-quit-restart (lambda () (error err)))
+    (continue ()
+      :report "Skip the rest of this callback and keep the event loop running."
+      (funcall abort))
+    (send-to-eventcb ()
+      :report "Continue the event loop, passing the error to the event-cb."
+      :test (lambda (c) (declare (ignore c)) evcb)
+      (funcall evcb err)
+      (funcall abort))
+    (continue-event-loop ()
+      :report "Continue the event loop, passing the error to the default handler."
+      (funcall (app-error-handler) err)
+      (funcall abort))
+    (abort-callback ()
+      :report "Abort this cl-async callback."
+      (funcall abort))
+    (exit-event-loop ()
+      :report "Exit the current event loop."
+      (exit-loop-now)
+      (funcall abort))))
 
 (defmacro catch-app-errors (event-cb &body body)
   "Runs BODY, the body of a callback whose operation has EVENT-CB.  When the

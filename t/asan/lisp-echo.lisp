@@ -14,7 +14,7 @@
 (defparameter *certs* (uiop:getenv "CASL_CERTS"))
 (defun cert (name) (format nil "~a/~a" *certs* name))
 
-(format t "library: ~a~%" (cl-async-ffi::library-pathname))
+(format t "library: ~a~%" (uiop:getenv "CL_ASYNC_SSL_LIBRARY"))
 
 (defun check (ok what)
   (unless ok
