@@ -77,8 +77,15 @@ cl-async API on a C shim over libuv and OpenSSL, secure by default."
                (:module "lisp"
                 :depends-on ("c")
                 :serial t
-                :components ((:file "package")
-                             (:file "ffi")
+                :components ((:module "ffi"
+                              :serial t
+                              :components ((:file "package")
+                                           (:file "library")
+                                           (:file "callbacks")
+                                           (:file "loop")
+                                           (:file "tcp")
+                                           (:file "tls")))
+                             (:file "package")
                              (:file "base")
                              (:file "util")
                              (:file "conditions")

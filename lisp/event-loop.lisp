@@ -193,7 +193,7 @@ the event loop alive again after UNREF."))
   (:documentation "Lets the event loop exit even though HANDLE (an event,
 notifier, socket or server) is still active."))
 
-;;;# Event dispatch (called from lisp/ffi.lisp's callbacks)
+;;;# Event dispatch (called from the callbacks of lisp/ffi/callbacks.lisp)
 
 (defgeneric object-timer-fired (object)
   (:documentation "The timer of OBJECT fired."))

@@ -1,60 +1,14 @@
 ;;;; -*- Mode: lisp; indent-tabs-mode: nil -*-
 ;;;; package.lisp --- the packages of cl-async-ssl, one per layer.
 ;;;;
-;;;;   cl-async-ffi   the C library (lisp/ffi.lisp, the only file using CFFI)
+;;;;   cl-async-ffi   the C library: lisp/ffi/package.lisp (lisp/ffi/ holds the
+;;;;                  only files that use CFFI)
 ;;;;   cl-async-base  upstream's base package: the event-base and specials
 ;;;;   cl-async-util  upstream's utility package: octets, error handling
 ;;;;   cl-async-ext   the extension protocol the TLS layer builds on (used
 ;;;;                  by cl-async, which defines it)
 ;;;;   cl-async / as  the user API: loop, timers, notifiers, DNS, TCP, streams
 ;;;;   cl-async-ssl / as-ssl   TLS sockets and servers
-
-(defpackage #:cl-async-ffi
-  (:use #:cl)
-  (:documentation "Bindings to libcl-async-ssl.so.  Functions return 0 or a
-negative error code (or a pointer and a code); the layers above turn codes
-into conditions.  Nothing outside lisp/ffi.lisp touches CFFI.")
-  (:export
-   ;; library
-   #:ensure-library #:library-version #:libuv-version #:openssl-version
-   #:strerror #:err-name #:make-temp-directory #:null-pointer-p #:null-pointer #:pointer-address
-   #:+eof+ #:+etls+ #:+everify+ #:+etruncated+ #:+econfig+ #:+eclosed+
-   #:+einval+ #:+enomem+ #:+estate+
-   ;; event dispatch
-   #:event-handlers #:make-event-handlers #:*event-handlers*
-   ;; loop
-   #:loop-new #:loop-run-once #:+run-done+ #:+run-more+ #:+run-stopped+
-   #:loop-stop #:loop-free #:loop-alive-p #:loop-now
-   #:loop-stats #:loop-describe #:handle-ref #:handle-close
-   ;; timers, notifiers, dns
-   #:timer-new #:timer-start #:timer-stop #:timer-close
-   #:notifier-new #:notifier-send #:notifier-close
-   #:dns-lookup
-   ;; tcp
-   #:tcp-connect #:server-listen #:server-open-fd #:server-port
-   #:server-set-tls #:server-close
-   #:tcp-write #:tcp-write-queue-size #:tcp-read-stop #:tcp-read-start
-   #:tcp-set-timeouts #:tcp-close #:tcp-error-text #:tcp-peer-address
-   #:tcp-local-address #:tcp-fd #:tcp-connected-p #:tcp-start-tls #:tcp-tls
-   #:tcp-sni-select
-   #:+write-now+ #:+write-notify+
-   ;; tls contexts
-   #:tls-ctx-new #:tls-ctx-adopt #:tls-ctx-ref #:tls-ctx-unref
-   #:tls-ctx-ssl-ctx #:tls-ctx-error #:tls-ctx-set-options
-   #:tls-ctx-clear-options #:tls-ctx-get-options #:tls-ctx-set-ciphers
-   #:tls-ctx-set-ciphersuites #:tls-ctx-set-versions
-   #:tls-ctx-use-certificate-chain-file #:tls-ctx-use-certificate-chain-mem
-   #:tls-ctx-use-private-key-file #:tls-ctx-use-private-key-mem
-   #:tls-ctx-check-private-key #:tls-ctx-load-verify-locations
-   #:tls-ctx-load-verify-mem #:tls-ctx-load-system-trust
-   #:tls-ctx-set-verify #:tls-ctx-get-verify #:tls-ctx-set-alpn
-   #:tls-ctx-add-sni #:tls-ctx-set-sni-ask #:tls-ctx-set-session-cache
-   #:tls-ctx-set-keylog-file #:tls-constant #:tls-constant-names
-   #:tls-live-count
-   ;; tls connection queries
-   #:tls-error #:tls-handshake-done-p #:tls-protocol #:tls-cipher #:tls-alpn
-   #:tls-server-name #:tls-session-reused-p #:tls-verify-result
-   #:tls-verify-string #:tls-peer-cert))
 
 (defpackage #:cl-async-base
   (:use #:cl)
