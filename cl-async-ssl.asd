@@ -97,8 +97,16 @@ cl-async API on a C shim over libuv and OpenSSL, secure by default."
                              (:file "async-stream")
                              (:file "tcp")
                              (:file "misc")
-                             (:file "ssl-context")
-                             (:file "ssl"))))
+                             (:module "ssl"
+                              :serial t
+                              :components ((:file "package")
+                                           (:file "conditions")
+                                           (:file "specials")
+                                           (:file "context")
+                                           (:file "socket")
+                                           (:file "client")
+                                           (:file "server")
+                                           (:file "start-tls"))))))
   :in-order-to ((test-op (test-op "cl-async-ssl/test"))))
 
 (defsystem "cl-async-ssl/test"

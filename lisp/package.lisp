@@ -1,5 +1,6 @@
 ;;;; -*- Mode: lisp; indent-tabs-mode: nil -*-
-;;;; package.lisp --- the packages of cl-async-ssl, one per layer.
+;;;; package.lisp --- the packages of the cl-async core (the system
+;;;; cl-async), one per layer.
 ;;;;
 ;;;;   cl-async-ffi   the C library: lisp/ffi/package.lisp (lisp/ffi/ holds the
 ;;;;                  only files that use CFFI)
@@ -8,7 +9,9 @@
 ;;;;   cl-async-ext   the extension protocol the TLS layer builds on (used
 ;;;;                  by cl-async, which defines it)
 ;;;;   cl-async / as  the user API: loop, timers, notifiers, DNS, TCP, streams
-;;;;   cl-async-ssl / as-ssl   TLS sockets and servers
+;;;;
+;;;; TLS is the system cl-async-ssl, loaded on top of this one: its package
+;;;; cl-async-ssl / as-ssl is in lisp/ssl/package.lisp.
 
 (defpackage #:cl-async-base
   (:use #:cl)
@@ -184,50 +187,3 @@ the API of the original cl-async.")
    #:poller-freed-p #:free-poller #:poll #:spawn #:process-input
    #:process-output #:process-error-output #:process-kill #:fs-watch
    #:fs-unwatch #:fs-monitor-close))
-
-(defpackage #:cl-async-ssl
-  (:use #:cl #:cl-async-base #:cl-async-util #:cl-async #:cl-async-ext)
-  (:nicknames #:as-ssl)
-  (:shadowing-import-from #:cl-async #:exit-event-loop)
-  (:documentation "TLS over cl-async TCP: ssl-socket, tcp-ssl-connect,
-tcp-ssl-server, reusable contexts, and secure defaults.")
-  (:export
-   ;; sockets and servers
-   #:ssl-socket #:tcp-ssl-connect #:tcp-ssl-server #:start-tls
-   ;; contexts
-   #:ssl-context #:make-ssl-context #:free-ssl-context #:ssl-context-pointer
-   #:*ssl-verify-default* #:*ssl-default-ciphers*
-   #:*ssl-server-cipher-exclusions* #:*ssl-keylog-file*
-   #:*ssl-handshake-timeout*
-   ;; connection details
-   #:ssl-socket-protocol #:ssl-socket-cipher #:ssl-socket-alpn
-   #:ssl-socket-server-name #:ssl-socket-session-reused-p
-   #:ssl-socket-peer-certificate
-   ;; conditions
-   #:tcp-ssl-error #:tcp-ssl-error-reason #:tcp-ssl-verify-error
-   #:tcp-ssl-verify-code #:tcp-ssl-verify-message #:tcp-ssl-truncated
-   ;; option constants (values from the OpenSSL headers the C library uses)
-   #:+ssl-op-all+
-   #:+ssl-op-no-query-mtu+
-   #:+ssl-op-cookie-exchange+
-   #:+ssl-op-no-ticket+
-   #:+ssl-op-cisco-anyconnect+
-   #:+ssl-op-no-session-resumption-on-renegotiation+
-   #:+ssl-op-no-compression+
-   #:+ssl-op-allow-unsafe-legacy-renegotiation+
-   #:+ssl-op-single-ecdh-use+
-   #:+ssl-op-single-dh-use+
-   #:+ssl-op-ephemeral-rsa+
-   #:+ssl-op-cipher-server-preference+
-   #:+ssl-op-tls-rollback-bug+
-   #:+ssl-op-no-sslv2+
-   #:+ssl-op-no-sslv3+
-   #:+ssl-op-no-tlsv1+
-   #:+ssl-op-no-tlsv1-2+
-   #:+ssl-op-no-tlsv1-1+
-   #:+ssl-op-no-tlsv1-3+
-   #:+ssl-op-no-renegotiation+
-   #:+ssl-verify-none+
-   #:+ssl-verify-peer+
-   #:+ssl-verify-fail-if-no-peer-cert+
-   #:+ssl-verify-client-once+))

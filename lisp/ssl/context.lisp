@@ -1,125 +1,9 @@
 ;;;; -*- Mode: lisp; indent-tabs-mode: nil -*-
-;;;; ssl-context.lisp --- TLS conditions, option constants and contexts.
+;;;; context.lisp --- TLS contexts: making and configuring them, adopting a
+;;;; foreign SSL_CTX, the cache of client contexts, and choosing the context
+;;;; of a connection.
 
 (in-package #:cl-async-ssl)
-
-;;;# Conditions
-
-(define-condition tcp-ssl-error (tcp-error)
-  ((reason :initarg :reason :initform nil :reader tcp-ssl-error-reason
-           :documentation "OpenSSL's text for the failure."))
-  (:report (lambda (c s)
-             (format s "~a: ~a" (type-of c) (or (event-errmsg c) "TLS error"))))
-  (:documentation "A TLS failure on a socket or server: a handshake or
-protocol error, an alert from the peer, or a context that could not be
-set up.  TCP-SSL-ERROR-REASON gives OpenSSL's text."))
-
-(define-condition tcp-ssl-verify-error (tcp-ssl-error)
-  ((verify-code :initarg :verify-code :initform 0
-                :reader tcp-ssl-verify-code
-                :documentation "The X509 verification result code.")
-   (verify-message :initarg :verify-message :initform nil
-                   :reader tcp-ssl-verify-message
-                   :documentation "Its text (\"self-signed certificate\")."))
-  (:documentation "The peer's certificate was not accepted: its chain,
-validity or name.  The message says what failed and what to pass."))
-
-(define-condition tcp-ssl-truncated (tcp-eof tcp-ssl-error)
-  ()
-  (:documentation "The peer closed the TCP connection without a TLS
-close_notify: the data may have been cut short by an attacker or a crash.
-It is a TCP-EOF (the connection is over) and a TCP-SSL-ERROR."))
-
-(setf (documentation 'tcp-ssl-error-reason 'function)
-      "OpenSSL's text for the failure of a TCP-SSL-ERROR."
-      (documentation 'tcp-ssl-verify-code 'function)
-      "The X509 verification result code of a TCP-SSL-VERIFY-ERROR (0 when a
-client sent no certificate to a server that requires one)."
-      (documentation 'tcp-ssl-verify-message 'function)
-      "The text of the verification result (\"self-signed certificate\").")
-
-;;;# Option constants, from the OpenSSL headers the C library was built with
-
-(defmacro define-ssl-constants (&rest pairs)
-  `(progn
-     ,@(loop :for (symbol name) :on pairs :by #'cddr
-             :collect `(defconstant ,symbol
-                         (or (cl-async-ffi:tls-constant ,name) 0)
-                         ,(format nil "OpenSSL's ~a." name)))))
-
-(define-ssl-constants
-  +ssl-op-all+ "SSL_OP_ALL"
-  +ssl-op-no-query-mtu+ "SSL_OP_NO_QUERY_MTU"
-  +ssl-op-cookie-exchange+ "SSL_OP_COOKIE_EXCHANGE"
-  +ssl-op-no-ticket+ "SSL_OP_NO_TICKET"
-  +ssl-op-cisco-anyconnect+ "SSL_OP_CISCO_ANYCONNECT"
-  +ssl-op-no-session-resumption-on-renegotiation+
-  "SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION"
-  +ssl-op-no-compression+ "SSL_OP_NO_COMPRESSION"
-  +ssl-op-allow-unsafe-legacy-renegotiation+
-  "SSL_OP_ALLOW_UNSAFE_LEGACY_RENEGOTIATION"
-  +ssl-op-single-ecdh-use+ "SSL_OP_SINGLE_ECDH_USE"
-  +ssl-op-single-dh-use+ "SSL_OP_SINGLE_DH_USE"
-  +ssl-op-ephemeral-rsa+ "SSL_OP_EPHEMERAL_RSA"
-  +ssl-op-cipher-server-preference+ "SSL_OP_CIPHER_SERVER_PREFERENCE"
-  +ssl-op-tls-rollback-bug+ "SSL_OP_TLS_ROLLBACK_BUG"
-  +ssl-op-no-sslv2+ "SSL_OP_NO_SSLv2"
-  +ssl-op-no-sslv3+ "SSL_OP_NO_SSLv3"
-  +ssl-op-no-tlsv1+ "SSL_OP_NO_TLSv1"
-  +ssl-op-no-tlsv1-1+ "SSL_OP_NO_TLSv1_1"
-  +ssl-op-no-tlsv1-2+ "SSL_OP_NO_TLSv1_2"
-  +ssl-op-no-tlsv1-3+ "SSL_OP_NO_TLSv1_3"
-  +ssl-op-no-renegotiation+ "SSL_OP_NO_RENEGOTIATION"
-  +ssl-verify-none+ "SSL_VERIFY_NONE"
-  +ssl-verify-peer+ "SSL_VERIFY_PEER"
-  +ssl-verify-fail-if-no-peer-cert+ "SSL_VERIFY_FAIL_IF_NO_PEER_CERT"
-  +ssl-verify-client-once+ "SSL_VERIFY_CLIENT_ONCE")
-
-;;;# Specials
-
-(defvar *ssl-verify-default* t
-  "The default of TCP-SSL-CONNECT's :verify.  T: the server's certificate
-chain is verified against the system trust store (plus :ca-file/:ca-path)
-and its name against the host.  Bind it to nil to get the original
-cl-async-ssl's unverified connections for old code.")
-
-(defvar *ssl-default-ciphers*
-  "HIGH:!RC4:!MD5:!aNULL:!EDH:!EXP:+ECDHE-RSA-AES128-SHA256:+3DES"
-  "The TLS 1.2 cipher list used when :ciphers is not given (TLS 1.3 suites
-are OpenSSL's defaults).")
-
-(defvar *ssl-server-cipher-exclusions* ":!kRSA:!SHA1:!SHA256:!SHA384"
-  "Appended to *ssl-default-ciphers* on servers that are not given
-:ciphers: no TLS 1.2 key exchange without forward secrecy (kRSA) and no CBC
-modes (LUCKY13), so a default server offers only ECDHE with AES-GCM,
-ChaCha20-Poly1305, AES-CCM or ARIA-GCM.  Bind it to \"\" for the seed's
-list unchanged.")
-
-(defvar *ssl-handshake-timeout* 30
-  "Seconds a TLS handshake may take before the connection is closed with a
-TCP-TIMEOUT (the default of :handshake-timeout; nil: no limit).")
-
-(defvar *ssl-keylog-file* nil
-  "A file to append NSS key log lines to, so Wireshark can decrypt captured
-traffic (nil: the SSLKEYLOGFILE environment variable, if set).  Debugging
-only: anyone who reads the file can decrypt the sessions.")
-
-;;;# Errors from the C library
-
-(defun ssl-error (code message &key socket reason)
-  "Signals a TCP-SSL-ERROR."
-  (error 'tcp-ssl-error :code code :msg message :socket socket
-                        :reason (or reason message)))
-
-(defun check-ctx-call (ctx rc what)
-  "Signals a TCP-SSL-ERROR when RC (from a context call) is an error."
-  (unless (zerop rc)
-    (let ((detail (cl-async-ffi:tls-ctx-error ctx)))
-      ;; The library's text names the file or setting already.
-      (ssl-error rc (if (plusp (length detail))
-                        detail
-                        (format nil "~a: ~a" what (cl-async-ffi:strerror rc)))
-                 :reason detail))))
 
 ;;;# Contexts
 
@@ -347,3 +231,15 @@ keywords), made on first use."
                          (remhash k *client-contexts*))
                        *client-contexts*))
             (setf (gethash key *client-contexts*) context))))))
+
+;;;# Contexts for connections
+
+(defun resolve-context (ssl-ctx server build)
+  "The SSL-CONTEXT to use and whether the caller owns it: SSL-CTX (an
+ssl-context, or a raw SSL_CTX* adopted and owned), else (funcall BUILD)."
+  (cond ((typep ssl-ctx 'ssl-context)
+         (when (ssl-context-freed ssl-ctx)
+           (error ":ssl-ctx ~a was freed." ssl-ctx))
+         (values ssl-ctx nil))
+        (ssl-ctx (values (adopt-context ssl-ctx server) t))
+        (t (funcall build))))

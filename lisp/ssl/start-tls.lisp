@@ -1,0 +1,62 @@
+;;;; -*- Mode: lisp; indent-tabs-mode: nil -*-
+;;;; start-tls.lisp --- STARTTLS: upgrading a connected plain TCP socket to
+;;;; TLS in place.
+
+(in-package #:cl-async-ssl)
+
+;;;# STARTTLS
+
+(defun start-tls (socket &rest args &key server connect-cb (hostname nil hostname-p)
+                                      (handshake-timeout *ssl-handshake-timeout*)
+                                      (session t) &allow-other-keys)
+  "Upgrades SOCKET (or the socket of an async stream), a connected plain TCP
+socket, to TLS in place (STARTTLS), keeping its read-cb, write-cb and
+event-cb; it becomes an SSL-SOCKET.  With :SERVER t it takes the server
+side and the keywords of TCP-SSL-SERVER (:certificate, :key, :ssl-ctx,
+:verify-client, ...); otherwise the client side and those of
+TCP-SSL-CONNECT (:ca-file, :verify, :hostname, :alpn, ...).  :CONNECT-CB,
+if given, runs once the handshake is complete.
+
+Data written before the call goes out first as plaintext (write the
+protocol's \"go ahead\" reply, then call START-TLS); data received and
+not yet handed to the read-cb is fed to TLS.  Writes made after the call
+are held until the handshake completes.  Returns SOCKET."
+  (let* ((socket (if (typep socket 'async-stream) (stream-socket socket) socket))
+         (options (copy-list args)))
+    (dolist (k '(:server :connect-cb :hostname :handshake-timeout :session))
+      (remf options k))
+    (check-type socket tcp-socket)
+    (when (typep socket 'ssl-socket)
+      (error "start-tls: ~a already runs TLS." socket))
+    (when (or (socket-closed-p socket) (null (socket-c socket)))
+      (error 'socket-closed :socket socket :code -1
+                            :msg "start-tls: the socket is closed"))
+    (unless (socket-connected socket)
+      (error "start-tls: ~a is not connected yet; call it from the connect-cb ~
+              or later, or use tcp-ssl-connect." socket))
+    (multiple-value-bind (context owned)
+        (if server
+            (apply #'server-context options)
+            (apply #'client-context
+                   (loop :for (k v) :on options :by #'cddr
+                         :when (member k '(:ssl-ctx :ssl-options :ciphers :verify
+                                           :ca-file :ca-path :certificate :key
+                                           :keytype :password :alpn :min-version
+                                           :max-version))
+                           :append (list k v))))
+      (change-class socket 'ssl-socket)
+      (let ((name (if hostname-p hostname (socket-host socket))))
+        (setf (ssl-socket-context socket) context
+              (ssl-socket-owns-context socket) owned
+              (ssl-socket-server-side socket) (and server t)
+              (ssl-socket-verify-name socket) (and (not server) name)
+              (ssl-socket-session-key socket)
+              (and session (not server) name
+                   (format nil "~a:~a:~a" (socket-host socket) (socket-port socket) name))
+              (ssl-socket-handshake-timeout socket) handshake-timeout
+              (socket-connect-cb socket) connect-cb))
+      (handler-bind ((error (lambda (e)
+                              (declare (ignore e))
+                              (release-socket-context socket))))
+        (socket-attached socket))
+      socket)))
