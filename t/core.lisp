@@ -3,7 +3,7 @@
 
 (in-package #:cl-async-ssl-test)
 
-(def-suite core :in cl-async-ssl-test :description "The event loop.")
+(def-suite core :in cl-async-core :description "The event loop.")
 (in-suite core)
 
 (test start-fn-runs-deferred

@@ -1,5 +1,6 @@
 ;;;; -*- Mode: lisp; indent-tabs-mode: nil -*-
-;;;; package.lisp --- the test package.
+;;;; package.lisp --- the test package, shared by cl-async/test and
+;;;; cl-async-ssl/test.
 
 (eval-when (:compile-toplevel :load-toplevel :execute)
   (require :sb-bsd-sockets))
@@ -7,4 +8,4 @@
 (defpackage #:cl-async-ssl-test
   (:use #:cl #:fiveam)
   (:shadow #:run-all-tests)
-  (:export #:run-all-tests #:run-suites))
+  (:export #:run-all-tests #:run-core-tests #:run-suites))

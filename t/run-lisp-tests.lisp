@@ -1,5 +1,7 @@
-;;;; run-lisp-tests.lisp --- loads the system and runs the FiveAM suites;
-;;;; the last line is "lisp: N passed, M failed".  Exit status 0 when
+;;;; run-lisp-tests.lisp --- loads cl-async-ssl/test (which loads
+;;;; cl-async/test, cl-async and cl-async-ssl) and runs every FiveAM suite,
+;;;; the core's and the TLS ones; the last line is "lisp: N passed, M
+;;;; failed".  Exit status 0 when
 ;;;; nothing failed.  Run from the repository root (make test does).
 (require :asdf)
 (push (uiop:getcwd) asdf:*central-registry*)

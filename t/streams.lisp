@@ -3,7 +3,7 @@
 
 (in-package #:cl-async-ssl-test)
 
-(def-suite streams :in cl-async-ssl-test :description "Async streams.")
+(def-suite streams :in cl-async-core :description "Async streams.")
 (in-suite streams)
 
 (test tcp-server-stream

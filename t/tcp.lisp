@@ -3,7 +3,7 @@
 
 (in-package #:cl-async-ssl-test)
 
-(def-suite tcp :in cl-async-ssl-test :description "TCP sockets and servers.")
+(def-suite tcp :in cl-async-core :description "TCP sockets and servers.")
 (in-suite tcp)
 
 (defun echo-server (&rest args &key (address "127.0.0.1") &allow-other-keys)

@@ -3,7 +3,7 @@
 
 (in-package #:cl-async-ssl-test)
 
-(def-suite timers :in cl-async-ssl-test :description "Timers and notifiers.")
+(def-suite timers :in cl-async-core :description "Timers and notifiers.")
 (in-suite timers)
 
 (defun now-ms () (/ (get-internal-real-time) (/ internal-time-units-per-second 1000)))

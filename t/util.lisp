@@ -4,7 +4,11 @@
 (in-package #:cl-async-ssl-test)
 
 (def-suite cl-async-ssl-test
-  :description "Every suite of cl-async-ssl.")
+  :description "Every suite: the core's (CL-ASYNC-CORE) and the TLS ones,
+which the system cl-async-ssl/test adds.")
+
+(def-suite cl-async-core :in cl-async-ssl-test
+  :description "The suites of the system cl-async (cl-async/test): no TLS.")
 
 (defvar *test-timeout* 20
   "Seconds a test loop may run before it is stopped and the test fails.")
@@ -87,5 +91,10 @@ failed\" (counting tests); returns (values passed failed)."
     (values passed failed)))
 
 (defun run-all-tests ()
-  "Runs every suite (what (asdf:test-system :cl-async-ssl) does)."
+  "Runs every suite loaded (what (asdf:test-system :cl-async-ssl) does)."
   (run-suites 'cl-async-ssl-test))
+
+(defun run-core-tests ()
+  "Runs the suites of the cl-async core (what (asdf:test-system :cl-async)
+does)."
+  (run-suites 'cl-async-core))

@@ -12,19 +12,20 @@
 (defun library-pathname ()
   "The C library to load: $CL_ASYNC_SSL_LIBRARY if set (another build, such
 as the sanitizer build `make asan' uses), else the one the ASDF system
-builds, c/libcl-async-ssl.so."
+cl-async builds, c/libcl-async-ssl.so (cl-async-ssl uses the same one)."
   (let ((override (uiop:getenv "CL_ASYNC_SSL_LIBRARY")))
     (if (and override (plusp (length override)))
         (pathname override)
-        (asdf:system-relative-pathname :cl-async-ssl "c/libcl-async-ssl.so"))))
+        (asdf:system-relative-pathname :cl-async "c/libcl-async-ssl.so"))))
 
 (defun ensure-library ()
-  "Loads libcl-async-ssl.so (built by the ASDF system) unless it is loaded."
+  "Loads libcl-async-ssl.so (built by the ASDF system cl-async) unless it
+is loaded."
   (unless (cffi:foreign-library-loaded-p 'libcl-async-ssl)
     (let ((path (library-pathname)))
       (unless (probe-file path)
-        (error "cl-async-ssl: the C library ~a is missing.  Load the ~
-                system with (asdf:load-system :cl-async-ssl), which builds ~
+        (error "cl-async: the C library ~a is missing.  Load the ~
+                system with (asdf:load-system :cl-async), which builds ~
                 it, or run `make -C ~a`."
                (namestring path)
                (namestring (make-pathname :name nil :type nil
