@@ -157,6 +157,7 @@ adds the TLS ones."
                              (:file "core")
                              (:file "timers")
                              (:file "tcp")
-                             (:file "streams"))))
+                             (:file "streams")
+                             (:file "build"))))
   :perform (test-op (o c)
              (uiop:symbol-call '#:cl-async-ssl-test '#:run-core-tests)))
