@@ -35,6 +35,7 @@ ones."
                 :components ((:file "ssl-util")
                              (:file "ssl")
                              (:file "ssl-extra")
-                             (:file "interrupts"))))
+                             (:file "interrupts")
+                             (:file "systems"))))
   :perform (test-op (o c)
              (uiop:symbol-call '#:cl-async-ssl-test '#:run-all-tests)))
