@@ -65,7 +65,7 @@ lint: deps
 	@sh t/install-deps.sh cppcheck clang-tidy
 	cppcheck --enable=warning,performance,portability --quiet --std=c11 \
 	  -I c $$(pkg-config --cflags-only-I libuv openssl) c/*.c
-	clang-tidy --quiet -checks='$(LINT_CHECKS)' c/util.c c/loop.c c/tcp.c c/tls.c \
+	clang-tidy --quiet -checks='$(LINT_CHECKS)' c/*.c \
 	  -- -std=c11 -D_GNU_SOURCE -Ic $$(pkg-config --cflags libuv openssl)
 
 scan: build

@@ -13,5 +13,7 @@ void casl__global_init(void);
 
 /* Copies src into dst (size len, always NUL-terminated). */
 void casl__strlcpy(char *dst, const char *src, size_t len);
+/* A malloc'd copy of s (NULL for NULL, or when out of memory). */
+char *casl__strdup(const char *s);
 
 #endif

@@ -1,106 +1,36 @@
 /*
- * loop.c -- the event loop: an event queue between libuv and the
- * application, the buffer pool, timers, notifiers and DNS lookups.
+ * loop.c -- the event loop: handles, the event queue between libuv and the
+ * application, running, stopping, teardown and statistics.
  *
  * libuv callbacks never call the application.  They queue events; the
  * events are dispatched from casl_loop_run after uv_run returns.  So when
  * the application's callback runs, the only C frames below it are
  * casl_loop_run and dispatch(), whose state lives in the loop struct and is
  * reset by casl_loop_free: a callback may leave by a non-local exit.
+ *
+ * The loop knows handle types only through their casl_handle_ops (close,
+ * teardown, free, flush, statistics): it calls no handle file's internals.
  */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "loop-internal.h"
-
-/* ------------------------------------------------------------------------ */
-/* Small helpers                                                             */
-
-char *casl__strdup(const char *s) {
-  size_t n;
-  char *d;
-  if (s == NULL)
-    return NULL;
-  n = strlen(s) + 1;
-  d = malloc(n);
-  if (d != NULL)
-    memcpy(d, s, n);
-  return d;
-}
-
-void *casl__buf_get(casl_loop *loop, size_t size) {
-  if (size == CASL_BUF_SIZE && loop->pool_n > 0)
-    return loop->pool[--loop->pool_n];
-  if (size == CASL_BIG_BUF_SIZE && loop->big_pool_n > 0)
-    return loop->big_pool[--loop->big_pool_n];
-  return malloc(size);
-}
-
-void casl__buf_put(casl_loop *loop, void *buf, size_t size) {
-  if (buf == NULL)
-    return;
-  if (!loop->tearing_down) {
-    if (size == CASL_BUF_SIZE && loop->pool_n < CASL_POOL_KEEP) {
-      loop->pool[loop->pool_n++] = buf;
-      return;
-    }
-    if (size == CASL_BIG_BUF_SIZE && loop->big_pool_n < CASL_BIG_POOL_KEEP) {
-      loop->big_pool[loop->big_pool_n++] = buf;
-      return;
-    }
-  }
-  free(buf);
-}
-
-/* Data up to this size is always copied out of a read buffer into one of
- * its own (cheap, and a queued event then holds no more than its data). */
-#define FIT_COPY_MAX 4096
-/* Up to this many big buffers may be held by queued `read' events; beyond
- * that, data filling less than half of one is copied out, so a burst of
- * reads on many connections holds at most about twice the memory of its
- * data. */
-#define BIG_HELD_MAX 64
-
-char *casl__buf_fit(casl_loop *loop, char *buf, size_t len, size_t *cap) {
-  char *p;
-  if (len > FIT_COPY_MAX) {
-    if (*cap != CASL_BIG_BUF_SIZE)
-      return buf;
-    if (loop->big_held < BIG_HELD_MAX || len >= *cap / 2) {
-      loop->big_held++;
-      return buf;
-    }
-  }
-  p = malloc(len);
-  if (p == NULL) {
-    if (*cap == CASL_BIG_BUF_SIZE)
-      loop->big_held++;
-    return buf;
-  }
-  memcpy(p, buf, len);
-  casl__buf_put(loop, buf, *cap);
-  *cap = len;
-  return p;
-}
-
-void casl__buf_done(casl_loop *loop, char *buf, size_t cap) {
-  if (cap == CASL_BIG_BUF_SIZE && buf != NULL)
-    loop->big_held--;
-  casl__buf_put(loop, buf, cap);
-}
+#include "loop-int.h"
 
 /* ------------------------------------------------------------------------ */
 /* Handles                                                                   */
 
-void casl__handle_init(casl_loop *loop, casl_handle *h, casl_htype type,
-                       int64_t id) {
-  h->type = type;
+void casl__handle_init(casl_loop *loop, casl_handle *h,
+                       const casl_handle_ops *ops, int64_t id, int64_t *count) {
+  h->ops = ops;
   h->flags = 0;
   h->id = id;
   h->loop = loop;
   h->uv_open = 0;
+  h->dirty_next = NULL;
+  h->count = count;
+  if (count != NULL)
+    (*count)++;
   h->prev = NULL;
   h->next = loop->handles;
   if (loop->handles != NULL)
@@ -122,41 +52,21 @@ static void handle_unlink(casl_handle *h) {
 
 static void handle_free(casl_handle *h) {
   handle_unlink(h);
+  casl__loop_unmark_dirty(h);
   h->loop->st.handles--;
-  switch (h->type) {
-  case CASL_H_TCP:
-    casl__tcp_free((casl_tcp *)h);
-    break;
-  case CASL_H_SERVER:
-    casl__server_free((casl_server *)h);
-    break;
-  case CASL_H_TIMER:
-  case CASL_H_NOTIFIER:
+  if (h->ops->release != NULL)
+    h->ops->release(h);
+  else
     free(h);
-    break;
-  }
 }
 
 void casl__handle_uv_closed(casl_handle *h) {
   if (--h->uv_open > 0)
     return;
   h->flags |= CASL_HF_UVCLOSED;
-  switch (h->type) {
-  case CASL_H_TIMER:
-    h->loop->st.timers--;
-    break;
-  case CASL_H_NOTIFIER:
-    h->loop->st.notifiers--;
-    break;
-  case CASL_H_SERVER:
-    h->loop->st.servers--;
-    break;
-  case CASL_H_TCP:
-    if (((casl_tcp *)h)->incoming)
-      h->loop->st.connections_in--;
-    else
-      h->loop->st.connections_out--;
-    break;
+  if (h->count != NULL) {
+    (*h->count)--;
+    h->count = NULL;
   }
   if (h->loop->tearing_down)
     return; /* casl_loop_free frees every handle at the end */
@@ -168,27 +78,22 @@ void casl__handle_uv_closed(casl_handle *h) {
   }
 }
 
-int64_t casl_handle_id(const casl_handle *h) { return h->id; }
-
-static uv_handle_t *handle_uv(casl_handle *h) {
-  switch (h->type) {
-  case CASL_H_TIMER:
-    return (uv_handle_t *)&((casl_timer *)h)->uv;
-  case CASL_H_NOTIFIER:
-    return (uv_handle_t *)&((casl_notifier *)h)->uv;
-  case CASL_H_SERVER:
-    return (uv_handle_t *)&((casl_server *)h)->uv;
-  case CASL_H_TCP:
-    return (uv_handle_t *)((casl_tcp *)h)->uv;
-  }
-  return NULL;
+static void generic_close_cb(uv_handle_t *u) {
+  casl__handle_uv_closed((casl_handle *)u->data);
 }
+
+void casl__handle_close_uv(uv_handle_t *u) {
+  if (!uv_is_closing(u))
+    uv_close(u, generic_close_cb);
+}
+
+int64_t casl_handle_id(const casl_handle *h) { return h->id; }
 
 void casl_handle_ref(casl_handle *h, int ref) {
   uv_handle_t *u;
   if (h == NULL || (h->flags & CASL_HF_CLOSING))
     return;
-  u = handle_uv(h);
+  u = h->ops->uv != NULL ? h->ops->uv(h) : NULL;
   if (ref) {
     h->flags &= ~(unsigned)CASL_HF_UNREF;
     if (u != NULL)
@@ -201,26 +106,63 @@ void casl_handle_ref(casl_handle *h, int ref) {
 }
 
 void casl_handle_close(casl_handle *h) {
-  if (h == NULL)
+  if (h != NULL)
+    h->ops->close(h);
+}
+
+void casl__loop_mark_dirty(casl_handle *h) {
+  casl_loop *loop = h->loop;
+  if ((h->flags & CASL_HF_DIRTY) || loop->tearing_down)
     return;
-  switch (h->type) {
-  case CASL_H_TIMER:
-    casl_timer_close((casl_timer *)h);
-    break;
-  case CASL_H_NOTIFIER:
-    casl_notifier_close((casl_notifier *)h);
-    break;
-  case CASL_H_SERVER:
-    casl_server_close((casl_server *)h);
-    break;
-  case CASL_H_TCP:
-    casl_tcp_close((casl_tcp *)h, 0);
-    break;
+  h->flags |= CASL_HF_DIRTY;
+  h->dirty_next = loop->dirty;
+  loop->dirty = h;
+}
+
+void casl__loop_unmark_dirty(casl_handle *h) {
+  casl_handle **p;
+  if (!(h->flags & CASL_HF_DIRTY))
+    return;
+  for (p = &h->loop->dirty; *p != NULL; p = &(*p)->dirty_next) {
+    if (*p == h) {
+      *p = h->dirty_next;
+      break;
+    }
+  }
+  h->flags &= ~(unsigned)CASL_HF_DIRTY;
+  h->dirty_next = NULL;
+}
+
+static void flush_dirty(casl_loop *loop) {
+  while (loop->dirty != NULL) {
+    casl_handle *h = loop->dirty;
+    loop->dirty = h->dirty_next;
+    h->flags &= ~(unsigned)CASL_HF_DIRTY;
+    h->dirty_next = NULL;
+    if (h->ops->flush != NULL)
+      h->ops->flush(h);
   }
 }
 
-static void generic_close_cb(uv_handle_t *u) {
-  casl__handle_uv_closed((casl_handle *)u->data);
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                  */
+
+void casl__req_add(casl_loop *loop, casl_req *r) {
+  r->prev = NULL;
+  r->next = loop->reqs;
+  if (r->next != NULL)
+    r->next->prev = r;
+  loop->reqs = r;
+}
+
+void casl__req_remove(casl_loop *loop, casl_req *r) {
+  if (r->prev != NULL)
+    r->prev->next = r->next;
+  else if (loop->reqs == r)
+    loop->reqs = r->next;
+  if (r->next != NULL)
+    r->next->prev = r->prev;
+  r->prev = r->next = NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -262,18 +204,45 @@ casl_event *casl__event_push(casl_loop *loop, casl_evtype type,
 /* Releases what an event owns and recycles it. */
 static void event_release(casl_loop *loop, casl_event *ev) {
   if (ev->type == CASL_EV_READ)
-    casl__buf_done(loop, ev->buf, ev->cap);
+    casl__buf_done(&loop->pool, ev->buf, ev->cap);
   else
     free(ev->buf);
   if (ev->type == CASL_EV_ACCEPT && ev->h != NULL &&
       (ev->h->flags & CASL_HF_SILENT) && !(ev->h->flags & CASL_HF_CLOSING))
-    casl__tcp_close_now((casl_tcp *)ev->h);
+    ev->h->ops->close_now(ev->h);
   if (loop->ev_free_count < 256 && !loop->tearing_down) {
     ev->next = loop->ev_free;
     loop->ev_free = ev;
     loop->ev_free_count++;
   } else {
     free(ev);
+  }
+}
+
+void casl__event_take_reads(casl_loop *loop, casl_handle *h,
+                            void (*fn)(casl_handle *h, const char *buf,
+                                       size_t len)) {
+  casl_event **p = &loop->ev_head, *prev = NULL, *taken = NULL, **tail = &taken;
+  while (*p != NULL) {
+    casl_event *ev = *p;
+    if (ev->h == h && ev->type == CASL_EV_READ) {
+      *p = ev->next;
+      if (loop->ev_tail == ev)
+        loop->ev_tail = prev;
+      loop->ev_count--;
+      ev->next = NULL;
+      *tail = ev;
+      tail = &ev->next;
+      continue;
+    }
+    prev = ev;
+    p = &ev->next;
+  }
+  while (taken != NULL) {
+    casl_event *ev = taken;
+    taken = ev->next;
+    fn(h, ev->buf, ev->len);
+    event_release(loop, ev);
   }
 }
 
@@ -305,13 +274,13 @@ static void dispatch_one(casl_loop *loop, casl_event *ev) {
     handle_free(h);
     break;
   case CASL_EV_ACCEPT: {
-    casl_server *s = (casl_server *)ev->aux;
+    casl_handle *server = ev->aux;
     int64_t id = 0;
-    if (!(s->h.flags & CASL_HF_CLOSING) && cb->accept)
-      id = cb->accept(s->h.id, (casl_tcp *)h);
+    if (!(server->flags & CASL_HF_CLOSING) && cb->accept)
+      id = cb->accept(server->id, (casl_tcp *)h);
     if (id == 0) {
       h->flags |= CASL_HF_SILENT;
-      casl__tcp_close_now((casl_tcp *)h);
+      h->ops->close_now(h);
     } else {
       h->id = id;
       h->flags &= ~(unsigned)CASL_HF_SILENT;
@@ -429,15 +398,15 @@ int casl_loop_run_once(casl_loop *loop, uint64_t max_wait_ms) {
   if (loop->running)
     return CASL_ESTATE;
   loop->running = 1;
-  casl__tcp_flush_dirty(loop);
+  flush_dirty(loop);
   if (!loop->stop) {
     if (max_wait_ms > 0 && loop->ev_head == NULL)
       (void)uv_timer_start(&loop->cap, cap_cb, max_wait_ms, 0);
-    alive = uv_run(&loop->uv,
-                   loop->ev_head != NULL ? UV_RUN_NOWAIT : UV_RUN_ONCE);
+    alive =
+        uv_run(&loop->uv, loop->ev_head != NULL ? UV_RUN_NOWAIT : UV_RUN_ONCE);
     (void)uv_timer_stop(&loop->cap);
     dispatch(loop);
-    casl__tcp_flush_dirty(loop);
+    flush_dirty(loop);
     if (loop->ev_head == NULL && loop->idle_active) {
       (void)uv_idle_stop(&loop->idle);
       loop->idle_active = 0;
@@ -478,35 +447,38 @@ int casl_loop_alive(casl_loop *loop) {
 
 uint64_t casl_loop_now(casl_loop *loop) { return uv_now(&loop->uv); }
 
+/* ------------------------------------------------------------------------ */
+/* Teardown                                                                  */
+
 static void close_all(casl_loop *loop) {
   casl_handle *h;
-  struct casl_dns *d;
+  casl_req *r;
   for (h = loop->handles; h != NULL; h = h->next) {
     h->flags |= CASL_HF_CLOSING | CASL_HF_SILENT;
-    switch (h->type) {
-    case CASL_H_TCP:
-      casl__tcp_close_now((casl_tcp *)h);
-      break;
-    case CASL_H_SERVER:
-      casl__server_close_now((casl_server *)h);
-      break;
-    case CASL_H_TIMER:
-    case CASL_H_NOTIFIER: {
-      uv_handle_t *u = handle_uv(h);
-      if (u != NULL && !uv_is_closing(u))
-        uv_close(u, generic_close_cb);
-      break;
-    }
-    }
+    h->ops->close_now(h);
   }
-  for (d = loop->lookups; d != NULL; d = d->next)
-    (void)uv_cancel((uv_req_t *)&d->req);
+  for (r = loop->reqs; r != NULL; r = r->next)
+    (void)uv_cancel(r->uv);
 }
 
 static void walk_close_cb(uv_handle_t *u, void *arg) {
   (void)arg;
   if (!uv_is_closing(u))
     uv_close(u, NULL);
+}
+
+/* Releases the queued events without dispatching them. */
+static void drop_events(casl_loop *loop) {
+  casl_event *ev;
+  while ((ev = loop->ev_head) != NULL) {
+    loop->ev_head = ev->next;
+    if (ev->type == CASL_EV_CLOSED)
+      ev->h = NULL; /* still listed: freed at the end */
+    if (ev->type == CASL_EV_ACCEPT)
+      ev->h->flags |= CASL_HF_SILENT;
+    event_release(loop, ev);
+  }
+  loop->ev_tail = NULL;
 }
 
 void casl_loop_free(casl_loop *loop) {
@@ -516,7 +488,9 @@ void casl_loop_free(casl_loop *loop) {
     return;
   loop->tearing_down = 1;
   loop->running = 0;
-  loop->dirty = NULL;
+  while (loop->dirty != NULL)
+    casl__loop_unmark_dirty(loop->dirty);
+  casl__bufpool_drain(&loop->pool);
   if (loop->current != NULL) {
     /* A callback left by a non-local exit: its event was never released. */
     ev = loop->current;
@@ -525,15 +499,7 @@ void casl_loop_free(casl_loop *loop) {
       ev->h = NULL; /* still listed: freed below */
     event_release(loop, ev);
   }
-  while ((ev = loop->ev_head) != NULL) {
-    loop->ev_head = ev->next;
-    if (ev->type == CASL_EV_CLOSED)
-      ev->h = NULL;
-    if (ev->type == CASL_EV_ACCEPT)
-      ev->h->flags |= CASL_HF_SILENT;
-    event_release(loop, ev);
-  }
-  loop->ev_tail = NULL;
+  drop_events(loop);
   close_all(loop);
   if (!uv_is_closing((uv_handle_t *)&loop->idle))
     uv_close((uv_handle_t *)&loop->idle, NULL);
@@ -544,13 +510,7 @@ void casl_loop_free(casl_loop *loop) {
    * events queued now are released at once (tearing_down). */
   for (i = 0; i < 1000; i++) {
     (void)uv_run(&loop->uv, UV_RUN_DEFAULT);
-    while ((ev = loop->ev_head) != NULL) {
-      loop->ev_head = ev->next;
-      if (ev->type == CASL_EV_CLOSED)
-        ev->h = NULL;
-      event_release(loop, ev);
-    }
-    loop->ev_tail = NULL;
+    drop_events(loop);
     if (uv_loop_close(&loop->uv) == 0)
       break;
     uv_walk(&loop->uv, walk_close_cb, NULL);
@@ -567,42 +527,21 @@ void casl_loop_free(casl_loop *loop) {
     loop->ev_free = ev->next;
     free(ev);
   }
-  for (i = 0; i < loop->pool_n; i++)
-    free(loop->pool[i]);
-  for (i = 0; i < loop->big_pool_n; i++)
-    free(loop->big_pool[i]);
   free(loop);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Inspection                                                                */
+
 void casl_loop_stats(casl_loop *loop, casl_stats *out) {
   casl_handle *h;
-  int64_t wq = 0, tls = 0;
   *out = loop->st;
-  for (h = loop->handles; h != NULL; h = h->next) {
-    if (h->type == CASL_H_TCP) {
-      casl_tcp *c = (casl_tcp *)h;
-      wq += (int64_t)casl_tcp_write_queue_size(c);
-      if (c->tls != NULL)
-        tls++;
-    }
-  }
-  out->write_queue = wq;
-  out->tls = tls;
+  out->write_queue = 0;
+  out->tls = 0;
+  for (h = loop->handles; h != NULL; h = h->next)
+    if (h->ops->stats != NULL)
+      h->ops->stats(h, out);
   out->queued_events = loop->ev_count;
-}
-
-static const char *htype_name(casl_htype t) {
-  switch (t) {
-  case CASL_H_TIMER:
-    return "timer";
-  case CASL_H_NOTIFIER:
-    return "notifier";
-  case CASL_H_TCP:
-    return "tcp";
-  case CASL_H_SERVER:
-    return "tcp-server";
-  }
-  return "unknown";
 }
 
 size_t casl_loop_describe(casl_loop *loop, char *buf, size_t len) {
@@ -613,15 +552,16 @@ size_t casl_loop_describe(casl_loop *loop, char *buf, size_t len) {
   for (h = loop->handles; h != NULL; h = h->next) {
     char line[256];
     int n;
-    uv_handle_t *u = (h->flags & CASL_HF_UVCLOSED) ? NULL : handle_uv(h);
-    n = snprintf(line, sizeof(line), "handle: %s id=%lld%s%s%s%s\n",
-                 htype_name(h->type), (long long)h->id,
+    uv_handle_t *u = (h->flags & CASL_HF_UVCLOSED) || h->ops->uv == NULL
+                         ? NULL
+                         : h->ops->uv(h);
+    const char *tag = h->ops->tag != NULL ? h->ops->tag(h) : NULL;
+    n = snprintf(line, sizeof(line), "handle: %s id=%lld%s%s%s%s%s\n",
+                 h->ops->name, (long long)h->id,
                  u != NULL && uv_is_active(u) ? " active" : "",
                  (h->flags & CASL_HF_UNREF) ? " unref" : "",
                  (h->flags & CASL_HF_CLOSING) ? " closing" : "",
-                 (h->type == CASL_H_TCP && ((casl_tcp *)h)->tls != NULL)
-                     ? " tls"
-                     : "");
+                 tag != NULL ? " " : "", tag != NULL ? tag : "");
     if (n < 0)
       continue;
     if (need + (size_t)n < len)
@@ -629,203 +569,4 @@ size_t casl_loop_describe(casl_loop *loop, char *buf, size_t len) {
     need += (size_t)n;
   }
   return need + 1;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Timers                                                                    */
-
-static void timer_cb(uv_timer_t *u) {
-  casl_timer *t = u->data;
-  if (t->h.flags & CASL_HF_CLOSING)
-    return;
-  if (casl__event_push(t->h.loop, CASL_EV_TIMER, &t->h) == NULL)
-    fprintf(stderr, "cl-async-ssl: out of memory, timer event lost\n");
-}
-
-int casl_timer_new(casl_loop *loop, int64_t id, casl_timer **out) {
-  casl_timer *t;
-  int rc;
-  *out = NULL;
-  t = calloc(1, sizeof(*t));
-  if (t == NULL)
-    return CASL_ENOMEM;
-  rc = uv_timer_init(&loop->uv, &t->uv);
-  if (rc != 0) {
-    free(t);
-    return rc;
-  }
-  casl__handle_init(loop, &t->h, CASL_H_TIMER, id);
-  t->h.uv_open = 1;
-  t->uv.data = t;
-  loop->st.timers++;
-  *out = t;
-  return 0;
-}
-
-int casl_timer_start(casl_timer *t, uint64_t timeout_ms, uint64_t repeat_ms) {
-  if (t->h.flags & CASL_HF_CLOSING)
-    return CASL_ECLOSED;
-  return uv_timer_start(&t->uv, timer_cb, timeout_ms, repeat_ms);
-}
-
-int casl_timer_stop(casl_timer *t) {
-  if (t->h.flags & CASL_HF_CLOSING)
-    return CASL_ECLOSED;
-  return uv_timer_stop(&t->uv);
-}
-
-void casl_timer_close(casl_timer *t) {
-  if (t == NULL || (t->h.flags & CASL_HF_CLOSING))
-    return;
-  t->h.flags |= CASL_HF_CLOSING;
-  uv_close((uv_handle_t *)&t->uv, generic_close_cb);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Notifiers                                                                 */
-
-static void async_cb(uv_async_t *u) {
-  casl_notifier *n = u->data;
-  if (n->h.flags & CASL_HF_CLOSING)
-    return;
-  if (casl__event_push(n->h.loop, CASL_EV_NOTIFY, &n->h) == NULL)
-    fprintf(stderr, "cl-async-ssl: out of memory, notifier event lost\n");
-}
-
-int casl_notifier_new(casl_loop *loop, int64_t id, casl_notifier **out) {
-  casl_notifier *n;
-  int rc;
-  *out = NULL;
-  n = calloc(1, sizeof(*n));
-  if (n == NULL)
-    return CASL_ENOMEM;
-  rc = uv_async_init(&loop->uv, &n->uv, async_cb);
-  if (rc != 0) {
-    free(n);
-    return rc;
-  }
-  casl__handle_init(loop, &n->h, CASL_H_NOTIFIER, id);
-  n->h.uv_open = 1;
-  n->uv.data = n;
-  loop->st.notifiers++;
-  *out = n;
-  return 0;
-}
-
-int casl_notifier_send(casl_notifier *n) { return uv_async_send(&n->uv); }
-
-void casl_notifier_close(casl_notifier *n) {
-  if (n == NULL || (n->h.flags & CASL_HF_CLOSING))
-    return;
-  n->h.flags |= CASL_HF_CLOSING;
-  uv_close((uv_handle_t *)&n->uv, generic_close_cb);
-}
-
-/* ------------------------------------------------------------------------ */
-/* DNS                                                                       */
-
-static void dns_unlink(casl_loop *loop, struct casl_dns *d) {
-  if (d->prev != NULL)
-    d->prev->next = d->next;
-  else
-    loop->lookups = d->next;
-  if (d->next != NULL)
-    d->next->prev = d->prev;
-  loop->st.dns_queries--;
-}
-
-/* Packs addresses into one block: n pointers, n ints, then the strings. */
-static char *pack_addresses(const struct addrinfo *res, int *count) {
-  const struct addrinfo *ai;
-  char (*text)[INET6_ADDRSTRLEN];
-  int *fams;
-  char **ptrs, *block, *p;
-  int n = 0, i;
-  size_t need;
-  for (ai = res; ai != NULL; ai = ai->ai_next)
-    if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
-      n++;
-  *count = n;
-  if (n == 0)
-    return NULL;
-  need = (size_t)n * (sizeof(char *) + sizeof(int) + INET6_ADDRSTRLEN);
-  block = malloc(need);
-  if (block == NULL)
-    return NULL;
-  ptrs = (char **)(void *)block;
-  fams = (int *)(void *)(block + (size_t)n * sizeof(char *));
-  p = (char *)(fams + n);
-  text = (char(*)[INET6_ADDRSTRLEN])(void *)p;
-  i = 0;
-  for (ai = res; ai != NULL; ai = ai->ai_next) {
-    if (ai->ai_family == AF_INET) {
-      uv_ip4_name((const struct sockaddr_in *)(void *)ai->ai_addr, text[i],
-                  INET6_ADDRSTRLEN);
-      fams[i] = CASL_AF_INET;
-    } else if (ai->ai_family == AF_INET6) {
-      uv_ip6_name((const struct sockaddr_in6 *)(void *)ai->ai_addr, text[i],
-                  INET6_ADDRSTRLEN);
-      fams[i] = CASL_AF_INET6;
-    } else {
-      continue;
-    }
-    ptrs[i] = text[i];
-    i++;
-  }
-  return block;
-}
-
-static void dns_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-  struct casl_dns *d = req->data;
-  casl_loop *loop = d->loop;
-  casl_event *ev;
-  dns_unlink(loop, d);
-  if (!loop->tearing_down &&
-      (ev = casl__event_push(loop, CASL_EV_DNS, NULL)) != NULL) {
-    ev->id = d->id;
-    ev->code = status;
-    if (status == 0) {
-      int n = 0;
-      ev->buf = pack_addresses(res, &n);
-      ev->len = (size_t)n;
-      if (n == 0)
-        ev->code = UV_EAI_NODATA;
-      else if (ev->buf == NULL)
-        ev->code = UV_EAI_MEMORY;
-    }
-  }
-  uv_freeaddrinfo(res);
-  free(d);
-}
-
-int casl_dns_lookup(casl_loop *loop, int64_t id, const char *host,
-                    int family) {
-  struct casl_dns *d;
-  struct addrinfo hints;
-  int rc;
-  if (host == NULL || *host == '\0')
-    return CASL_EINVAL;
-  d = calloc(1, sizeof(*d));
-  if (d == NULL)
-    return CASL_ENOMEM;
-  d->loop = loop;
-  d->id = id;
-  d->req.data = d;
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = family == CASL_AF_INET    ? AF_INET
-                    : family == CASL_AF_INET6 ? AF_INET6
-                                              : AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_protocol = IPPROTO_TCP;
-  rc = uv_getaddrinfo(&loop->uv, &d->req, dns_cb, host, NULL, &hints);
-  if (rc != 0) {
-    free(d);
-    return rc;
-  }
-  d->next = loop->lookups;
-  if (d->next != NULL)
-    d->next->prev = d;
-  loop->lookups = d;
-  loop->st.dns_queries++;
-  return 0;
 }

@@ -1,8 +1,10 @@
 /*
- * util.c -- error texts, versions and the process-wide initialisation.
+ * util.c -- error texts, versions, the process-wide initialisation and
+ * small string helpers.
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -43,6 +45,18 @@ void casl__strlcpy(char *dst, const char *src, size_t len) {
     n = len - 1;
   memcpy(dst, src, n);
   dst[n] = '\0';
+}
+
+char *casl__strdup(const char *s) {
+  size_t n;
+  char *d;
+  if (s == NULL)
+    return NULL;
+  n = strlen(s) + 1;
+  d = malloc(n);
+  if (d != NULL)
+    memcpy(d, s, n);
+  return d;
 }
 
 static const struct {

@@ -1,5 +1,5 @@
 /*
- * test-core-tls.c -- the TCP transport carrying the TLS filter (tcp.c's
+ * test-core-tls.c -- the TCP transport carrying the TLS filter (stream-tls.c's
  * glue), in C alone, so ASan, UBSan and valgrind see the whole
  * transport+TLS path.
  */

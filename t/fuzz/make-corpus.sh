@@ -7,7 +7,7 @@ top=$(cd "$here/../.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cc -std=c11 -D_GNU_SOURCE -O1 -I"$top/c" -o "$tmp/gen-corpus" \
-  "$here/gen-corpus.c" "$top/c/tls.c" "$top/c/util.c" \
+  "$here/gen-corpus.c" $(ls "$top"/c/tls-*.c) "$top/c/util.c" \
   $(pkg-config --cflags --libs libuv openssl 2>/dev/null || echo -luv -lssl -lcrypto) -lpthread
 mkdir -p "$here/corpus"
 "$tmp/gen-corpus" "$here/corpus"

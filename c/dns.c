@@ -1,0 +1,129 @@
+/*
+ * dns.c -- asynchronous DNS: the resolver the TCP connects use, and
+ * casl_dns_lookup.
+ */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dns-int.h"
+
+static void resolve_done(uv_getaddrinfo_t *req, int status,
+                         struct addrinfo *res) {
+  casl_resolve *r = req->data;
+  casl_loop *loop = r->loop;
+  casl__req_remove(loop, &r->req);
+  loop->st.dns_queries--;
+  if (r->cb != NULL && !loop->tearing_down)
+    r->cb(r, status, res);
+  else
+    uv_freeaddrinfo(res);
+  free(r);
+}
+
+int casl__resolve(casl_loop *loop, const char *host, int family, int flags,
+                  casl__resolve_cb cb, void *ud, int64_t id,
+                  casl_resolve **out) {
+  casl_resolve *r;
+  struct addrinfo hints;
+  int rc;
+  *out = NULL;
+  r = calloc(1, sizeof(*r));
+  if (r == NULL)
+    return CASL_ENOMEM;
+  r->loop = loop;
+  r->cb = cb;
+  r->ud = ud;
+  r->id = id;
+  r->uv.data = r;
+  r->req.uv = (uv_req_t *)&r->uv;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = family;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  hints.ai_flags = flags;
+  rc = uv_getaddrinfo(&loop->uv, &r->uv, resolve_done, host, NULL, &hints);
+  if (rc != 0) {
+    free(r);
+    return rc;
+  }
+  casl__req_add(loop, &r->req);
+  loop->st.dns_queries++;
+  *out = r;
+  return 0;
+}
+
+void casl__resolve_cancel(casl_resolve *r) {
+  r->cb = NULL;
+  (void)uv_cancel((uv_req_t *)&r->uv);
+}
+
+/* Packs addresses into one block: n pointers, n ints, then the strings. */
+static char *pack_addresses(const struct addrinfo *res, int *count) {
+  const struct addrinfo *ai;
+  char(*text)[INET6_ADDRSTRLEN];
+  int *fams;
+  char **ptrs, *block, *p;
+  int n = 0, i;
+  size_t need;
+  for (ai = res; ai != NULL; ai = ai->ai_next)
+    if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
+      n++;
+  *count = n;
+  if (n == 0)
+    return NULL;
+  need = (size_t)n * (sizeof(char *) + sizeof(int) + INET6_ADDRSTRLEN);
+  block = malloc(need);
+  if (block == NULL)
+    return NULL;
+  ptrs = (char **)(void *)block;
+  fams = (int *)(void *)(block + (size_t)n * sizeof(char *));
+  p = (char *)(fams + n);
+  text = (char(*)[INET6_ADDRSTRLEN])(void *)p;
+  i = 0;
+  for (ai = res; ai != NULL; ai = ai->ai_next) {
+    if (ai->ai_family == AF_INET) {
+      uv_ip4_name((const struct sockaddr_in *)(void *)ai->ai_addr, text[i],
+                  INET6_ADDRSTRLEN);
+      fams[i] = CASL_AF_INET;
+    } else if (ai->ai_family == AF_INET6) {
+      uv_ip6_name((const struct sockaddr_in6 *)(void *)ai->ai_addr, text[i],
+                  INET6_ADDRSTRLEN);
+      fams[i] = CASL_AF_INET6;
+    } else {
+      continue;
+    }
+    ptrs[i] = text[i];
+    i++;
+  }
+  return block;
+}
+
+static void lookup_done(casl_resolve *r, int status, struct addrinfo *res) {
+  casl_event *ev = casl__event_push(r->loop, CASL_EV_DNS, NULL);
+  if (ev != NULL) {
+    ev->id = r->id;
+    ev->code = status;
+    if (status == 0) {
+      int n = 0;
+      ev->buf = pack_addresses(res, &n);
+      ev->len = (size_t)n;
+      if (n == 0)
+        ev->code = UV_EAI_NODATA;
+      else if (ev->buf == NULL)
+        ev->code = UV_EAI_MEMORY;
+    }
+  }
+  uv_freeaddrinfo(res);
+}
+
+int casl_dns_lookup(casl_loop *loop, int64_t id, const char *host, int family) {
+  casl_resolve *r;
+  if (host == NULL || *host == '\0')
+    return CASL_EINVAL;
+  return casl__resolve(loop, host,
+                       family == CASL_AF_INET    ? AF_INET
+                       : family == CASL_AF_INET6 ? AF_INET6
+                                                 : AF_UNSPEC,
+                       0, lookup_done, NULL, id, &r);
+}

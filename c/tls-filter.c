@@ -1,0 +1,645 @@
+/*
+ * tls-filter.c -- the TLS filter: one connection, no socket.
+ *
+ * The filter talks to OpenSSL through a BIO of its own (tls-bio.c).  The
+ * ciphertext OpenSSL writes is handed to the `ciphertext' callback in one
+ * call per batch before any other callback and before the outermost call
+ * returns.  No application callback ever runs inside an OpenSSL call: key
+ * log lines are queued the same way.
+ *
+ * Re-entrancy: every public entry point on a filter counts itself in
+ * `depth'; casl_tls_free from inside a callback only sets `free_pending',
+ * and the filter is destroyed when the outermost entry returns.  After each
+ * callback the pump checks `dead()' and stops.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509v3.h>
+
+#include "tls-int.h"
+
+/* An `out' buffer larger than this is freed once drained (idle memory
+ * stays small); smaller ones are kept for the next batch. */
+#define OUT_KEEP 4096
+/* Ciphertext batches are handed on once they exceed this much, so a large
+ * casl_tls_write does not buffer its whole output. */
+#define OUT_FLUSH (256 * 1024)
+/* Largest plaintext given to one SSL_write. */
+#define WRITE_CHUNK (256 * 1024)
+
+static atomic_long live_filters;
+
+static int dead(const casl_tls *t) { return t->failed || t->free_pending; }
+
+static void destroy(casl_tls *t) {
+  SSL_free(t->ssl); /* frees the BIO too */
+  casl__tbuf_free(&t->in);
+  casl__tbuf_free(&t->out);
+  if (t->held.data != NULL)
+    OPENSSL_cleanse(t->held.data, t->held.cap);
+  casl__tbuf_free(&t->held);
+  if (t->klog.data != NULL)
+    OPENSSL_cleanse(t->klog.data, t->klog.cap);
+  casl__tbuf_free(&t->klog);
+  free(t->session_key);
+  free(t->server_name);
+  free(t->alpn);
+  casl__tls_cert_info_free(&t->cert);
+  if (t->cur_ctx != t->ctx)
+    casl_tls_ctx_unref(t->cur_ctx);
+  casl_tls_ctx_unref(t->ctx);
+  atomic_fetch_sub(&live_filters, 1);
+  free(t);
+}
+
+static void enter(casl_tls *t) { t->depth++; }
+
+static int leave(casl_tls *t, int rc) {
+  if (--t->depth == 0 && t->free_pending)
+    destroy(t);
+  return rc;
+}
+
+/* Hands queued key log lines, then the ciphertext produced so far, to the
+ * application: this runs before every other callback, so bytes always go
+ * out in order (alerts before `error', the Finished flight before
+ * `handshake').  Returns non-zero when the filter was freed meanwhile. */
+static int emit_pending(casl_tls *t) {
+  struct buf b;
+  size_t off;
+  static const struct buf empty;
+  if (t->in_emit)
+    return t->free_pending; /* the outer emit_pending sends the rest */
+  t->in_emit = 1;
+  while (!t->free_pending &&
+         (casl__tbuf_size(&t->klog) > 0 || casl__tbuf_size(&t->out) > 0)) {
+    if (casl__tbuf_size(&t->klog) > 0) {
+      casl_tls_ctx *ctx = casl__tls_keylog_ctx(t);
+      b = t->klog;
+      t->klog = empty;
+      for (off = b.off; off < b.len && !t->free_pending;) {
+        const char *line = b.data + off;
+        off += strlen(line) + 1;
+        if (ctx->keylog_cb != NULL)
+          ctx->keylog_cb(ctx->keylog_ud, line);
+      }
+      OPENSSL_cleanse(b.data, b.cap);
+      casl__tbuf_free(&b);
+      continue;
+    }
+    b = t->out;
+    t->out = empty;
+    t->cbs.ciphertext(t->ud, b.data + b.off, b.len - b.off);
+    if (t->out.data == NULL && b.cap <= OUT_KEEP) {
+      b.off = b.len = 0;
+      t->out = b;
+    } else {
+      casl__tbuf_free(&b);
+    }
+  }
+  t->in_emit = 0;
+  return t->free_pending;
+}
+
+/* Text and code for a failed SSL call.  Call it right after SSL_get_error,
+ * before any callback can touch the error queue. */
+static int ssl_failure(casl_tls *t, int sslerr) {
+  char q[ERR_LEN] = "", one[256];
+  unsigned long e;
+  const char *data;
+  int flags, saw_verify = 0, saw_nocert = 0, saw_eof = 0;
+  long vr;
+  while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL) {
+      switch (ERR_GET_REASON(e)) {
+      case SSL_R_CERTIFICATE_VERIFY_FAILED:
+        saw_verify = 1;
+        break;
+      case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+        saw_nocert = 1;
+        break;
+      case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+        saw_eof = 1;
+        break;
+      default:
+        break;
+      }
+    }
+    ERR_error_string_n(e, one, sizeof(one));
+    if (q[0] != '\0')
+      casl__tls_str_append(q, sizeof(q), "; ");
+    casl__tls_str_append(q, sizeof(q), one);
+    if ((flags & ERR_TXT_STRING) && data != NULL && data[0] != '\0') {
+      casl__tls_str_append(q, sizeof(q), " (");
+      casl__tls_str_append(q, sizeof(q), data);
+      casl__tls_str_append(q, sizeof(q), ")");
+    }
+  }
+  vr = SSL_get_verify_result(t->ssl);
+  if (saw_verify && vr != X509_V_OK) {
+    casl__strlcpy(t->err, "certificate verify failed: ", sizeof(t->err));
+    casl__tls_str_append(t->err, sizeof(t->err),
+                         X509_verify_cert_error_string(vr));
+    return CASL_EVERIFY;
+  }
+  if (saw_nocert) {
+    casl__strlcpy(t->err,
+                  "certificate verify failed: the peer did not return a "
+                  "certificate (one is required)",
+                  sizeof(t->err));
+    return CASL_EVERIFY;
+  }
+  if (saw_eof || (sslerr == SSL_ERROR_SYSCALL && q[0] == '\0')) {
+    casl__strlcpy(t->err,
+                  t->hs_done ? "connection closed without a TLS close_notify "
+                               "(truncated)"
+                             : "connection closed during the TLS handshake",
+                  sizeof(t->err));
+    if (q[0] != '\0') {
+      casl__tls_str_append(t->err, sizeof(t->err), ": ");
+      casl__tls_str_append(t->err, sizeof(t->err), q);
+    }
+    return t->hs_done ? CASL_ETRUNCATED : CASL_ETLS;
+  }
+  if (sslerr == SSL_ERROR_ZERO_RETURN) {
+    casl__strlcpy(t->err, "the peer sent close_notify during the TLS handshake",
+                  sizeof(t->err));
+    return CASL_ETLS;
+  }
+  if (q[0] != '\0')
+    casl__strlcpy(t->err, q, sizeof(t->err));
+  else
+    snprintf(t->err, sizeof(t->err), "TLS failure (SSL_get_error %d)", sslerr);
+  return CASL_ETLS;
+}
+
+/* A fatal error: emits pending alert bytes, then `error' (once). */
+static void fail(casl_tls *t, int code) {
+  if (t->failed)
+    return;
+  t->failed = 1;
+  casl__tbuf_drained(&t->in, 0);
+  t->ext_len = 0;
+  if (emit_pending(t))
+    return;
+  if (t->cbs.error != NULL)
+    t->cbs.error(t->ud, code);
+}
+
+static void fail_text(casl_tls *t, int code, const char *text) {
+  casl__strlcpy(t->err, text, sizeof(t->err));
+  fail(t, code);
+}
+
+static void maybe_shutdown(casl_tls *t) {
+  int r, err;
+  if (!t->shut || t->shut_sent || !t->hs_done || dead(t) ||
+      casl__tbuf_size(&t->held) > 0)
+    return;
+  t->shut_sent = 1;
+  casl__tls_clear_errors();
+  r = SSL_shutdown(t->ssl);
+  if (r < 0) {
+    err = SSL_get_error(t->ssl, r);
+    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+      fail(t, ssl_failure(t, err));
+      return;
+    }
+  }
+  (void)emit_pending(t);
+}
+
+/* Encrypts the held plaintext (after the handshake, or to retry a write
+ * OpenSSL could not finish).  Returns non-zero when the filter stops. */
+static int write_held(casl_tls *t) {
+  size_t n, w;
+  int err;
+  if (t->in_write)
+    return dead(t); /* the outer write_held picks up what was added */
+  t->in_write = 1;
+  while (casl__tbuf_size(&t->held) > 0 && !dead(t)) {
+    n = t->retry_len;
+    if (n == 0)
+      n = casl__tbuf_size(&t->held) < WRITE_CHUNK ? casl__tbuf_size(&t->held)
+                                                  : WRITE_CHUNK;
+    casl__tls_clear_errors();
+    if (!SSL_write_ex(t->ssl, t->held.data + t->held.off, n, &w)) {
+      err = SSL_get_error(t->ssl, 0);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        t->retry_len = n; /* OpenSSL wants the same length again */
+        break;
+      }
+      t->in_write = 0;
+      fail(t, ssl_failure(t, err));
+      return 1;
+    }
+    t->retry_len = 0;
+    t->held.off += n;
+    if (casl__tbuf_size(&t->out) >= OUT_FLUSH && emit_pending(t))
+      break;
+  }
+  if (casl__tbuf_size(&t->held) == 0 && !t->free_pending)
+    casl__tbuf_drained(&t->held, 0);
+  t->in_write = 0;
+  return dead(t);
+}
+
+static void cache_alpn(casl_tls *t) {
+  const unsigned char *p;
+  unsigned int n;
+  SSL_get0_alpn_selected(t->ssl, &p, &n);
+  if (p == NULL || n == 0)
+    return;
+  t->alpn = malloc(n + 1);
+  if (t->alpn == NULL)
+    return;
+  memcpy(t->alpn, p, n);
+  t->alpn[n] = '\0';
+}
+
+/* An SSL_read/SSL_peek stopped with err (code: from ssl_failure, taken
+ * before any callback, for fatal errors). */
+static void read_stopped(casl_tls *t, int err, int code) {
+  switch (err) {
+  case SSL_ERROR_WANT_READ:
+  case SSL_ERROR_WANT_WRITE:
+    (void)emit_pending(t);
+    return;
+  case SSL_ERROR_ZERO_RETURN:
+    if (t->peer_closed)
+      return;
+    t->peer_closed = 1;
+    if (emit_pending(t))
+      return;
+    if (t->cbs.close_notify != NULL)
+      t->cbs.close_notify(t->ud);
+    return;
+  default:
+    fail(t, code);
+  }
+}
+
+/* True when OpenSSL holds no unread record and the BIO no input, so a
+ * read could only return WANT_READ (not at EOF: that read reports it). */
+static int input_exhausted(casl_tls *t) {
+  return !t->eof && t->ext_len == 0 && casl__tbuf_size(&t->in) == 0 &&
+         SSL_pending(t->ssl) == 0 && !SSL_has_pending(t->ssl);
+}
+
+static int fatal(int err) {
+  return err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE &&
+         err != SSL_ERROR_ZERO_RETURN;
+}
+
+/* Drives the connection as far as the input allows.  Every callback is
+ * followed by a dead() check; nothing is kept in locals across a callback
+ * that a nested call could invalidate. */
+static void pump(casl_tls *t) {
+  int r, err, code;
+  size_t n, got, cap;
+  char *buf;
+  unsigned char c;
+
+  if (dead(t) || !t->started)
+    return;
+  if (!t->hs_done) {
+    if (t->sni_wait)
+      return;
+    casl__tls_clear_errors();
+    r = SSL_do_handshake(t->ssl);
+    if (r != 1) {
+      err = SSL_get_error(t->ssl, r);
+      switch (err) {
+      case SSL_ERROR_WANT_READ:
+      case SSL_ERROR_WANT_WRITE:
+      case SSL_ERROR_WANT_X509_LOOKUP:
+        (void)emit_pending(t);
+        return;
+      case SSL_ERROR_WANT_CLIENT_HELLO_CB:
+        if (emit_pending(t) || !t->sni_wait)
+          return;
+        t->cbs.sni(t->ud, t->server_name);
+        return;
+      default:
+        fail(t, ssl_failure(t, err));
+        return;
+      }
+    }
+    t->hs_done = 1;
+    cache_alpn(t);
+    if (write_held(t) || emit_pending(t))
+      return;
+    if (t->cbs.handshake != NULL) {
+      t->cbs.handshake(t->ud);
+      if (dead(t))
+        return;
+    }
+    maybe_shutdown(t);
+  }
+
+  while (!dead(t) && !t->peer_closed) {
+    /* Peek first, so `alloc' is only asked when there is plaintext. */
+    casl__tls_clear_errors();
+    if (!SSL_peek_ex(t->ssl, &c, 1, &got)) {
+      err = SSL_get_error(t->ssl, 0);
+      read_stopped(t, err, fatal(err) ? ssl_failure(t, err) : 0);
+      break;
+    }
+    if (emit_pending(t))
+      return;
+    buf = NULL;
+    cap = 0;
+    t->cbs.alloc(t->ud, &buf, &cap);
+    if (dead(t))
+      return;
+    if (buf == NULL || cap == 0) {
+      fail_text(t, CASL_ENOMEM, "no buffer to decrypt into");
+      return;
+    }
+    n = 0;
+    err = SSL_ERROR_NONE;
+    code = 0;
+    while (n < cap) {
+      casl__tls_clear_errors();
+      if (!SSL_read_ex(t->ssl, buf + n, cap - n, &got)) {
+        err = SSL_get_error(t->ssl, 0);
+        if (fatal(err))
+          code = ssl_failure(t, err);
+        break;
+      }
+      n += got;
+      if (n < cap && input_exhausted(t)) {
+        /* Nothing left to decrypt: spare the SSL_read that would only
+         * say so. */
+        err = SSL_ERROR_WANT_READ;
+        break;
+      }
+    }
+    t->cbs.plaintext(t->ud, buf, n);
+    if (dead(t))
+      return;
+    if (err != SSL_ERROR_NONE) {
+      read_stopped(t, err, code);
+      break;
+    }
+  }
+  if (!dead(t) && casl__tbuf_size(&t->held) > 0 && !write_held(t))
+    (void)emit_pending(t);
+  maybe_shutdown(t);
+}
+
+static int is_ip(const char *s) {
+  unsigned char a[16];
+  return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+}
+
+int casl_tls_new(casl_tls **out, casl_tls_ctx *ctx, int server,
+                 const char *name, const char *session_key,
+                 const casl_tls_callbacks *cbs, void *ud) {
+  casl_tls *t;
+  BIO *bio;
+  SSL_SESSION *sess;
+  int rc;
+  if (out == NULL)
+    return CASL_EINVAL;
+  *out = NULL;
+  if (ctx == NULL || cbs == NULL || cbs->alloc == NULL ||
+      cbs->plaintext == NULL || cbs->ciphertext == NULL ||
+      (server != 0) != (ctx->server != 0))
+    return CASL_EINVAL;
+  if ((rc = casl__tls_global_init()) != 0)
+    return rc;
+  t = calloc(1, sizeof(*t));
+  if (t == NULL)
+    return CASL_ENOMEM;
+  t->cbs = *cbs;
+  t->ud = ud;
+  t->server = server != 0;
+  t->ctx = t->cur_ctx = ctx;
+  ERR_clear_error();
+  t->ssl = SSL_new(ctx->ssl_ctx);
+  if (t->ssl == NULL) {
+    rc = casl__tls_ctx_fail(ctx, CASL_ECONFIG, "could not create a connection",
+                            1);
+    goto fail;
+  }
+  bio = casl__tls_bio_new(t);
+  if (bio == NULL) {
+    rc = CASL_ENOMEM;
+    goto fail;
+  }
+  SSL_set_bio(t->ssl, bio, bio);
+  if ((rc = casl__tls_attach(t)) != 0)
+    goto fail;
+  if (server) {
+    SSL_set_accept_state(t->ssl);
+  } else {
+    SSL_set_connect_state(t->ssl);
+    if (name != NULL && name[0] != '\0') {
+      if (is_ip(name)) {
+        /* IP literals: checked against IP SANs, never sent as SNI. */
+        if (!X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), name)) {
+          rc = CASL_EINVAL;
+          goto fail;
+        }
+      } else {
+        if (!SSL_set_tlsext_host_name(t->ssl, name) ||
+            !SSL_set1_host(t->ssl, name)) {
+          rc = CASL_EINVAL;
+          goto fail;
+        }
+        SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      }
+    }
+    if (session_key != NULL) {
+      t->session_key = casl__strdup(session_key);
+      if (t->session_key == NULL) {
+        rc = CASL_ENOMEM;
+        goto fail;
+      }
+      sess = casl__tls_session_lookup(ctx, session_key);
+      if (sess != NULL) {
+        if (!SSL_set_session(t->ssl, sess))
+          ERR_clear_error(); /* a full handshake then */
+        SSL_SESSION_free(sess);
+      }
+    }
+  }
+  casl_tls_ctx_ref(ctx);
+  atomic_fetch_add(&live_filters, 1);
+  *out = t;
+  return 0;
+fail:
+  ERR_clear_error();
+  SSL_free(t->ssl);
+  free(t->session_key);
+  free(t);
+  return rc;
+}
+
+int casl_tls_start(casl_tls *t) {
+  if (t == NULL)
+    return CASL_EINVAL;
+  if (dead(t) || t->eof)
+    return CASL_ECLOSED;
+  if (t->started)
+    return 0;
+  enter(t);
+  t->started = 1;
+  pump(t);
+  return leave(t, 0);
+}
+
+int casl_tls_feed(casl_tls *t, const char *buf, size_t len) {
+  if (t == NULL || (buf == NULL && len > 0))
+    return CASL_EINVAL;
+  if (dead(t) || t->eof)
+    return CASL_ECLOSED;
+  if (t->peer_closed || len == 0)
+    return 0; /* nothing is read after close_notify */
+  enter(t);
+  t->started = 1;
+  if (t->depth > 1 || casl__tbuf_size(&t->in) > 0 || t->ext_len > 0) {
+    /* Keep the order: older unread bytes first. */
+    if (casl__tbuf_append(&t->in, t->ext_ptr, t->ext_len) != 0 ||
+        casl__tbuf_append(&t->in, buf, len) != 0) {
+      fail_text(t, CASL_ENOMEM, "out of memory");
+      return leave(t, 0);
+    }
+    t->ext_len = 0;
+  } else {
+    t->ext_ptr = buf;
+    t->ext_len = len;
+  }
+  pump(t);
+  if (t->depth == 1) {
+    /* What OpenSSL left unread (paused handshake) is kept for later. */
+    if (t->ext_len > 0 && !dead(t) &&
+        casl__tbuf_append(&t->in, t->ext_ptr, t->ext_len) != 0)
+      fail_text(t, CASL_ENOMEM, "out of memory");
+    t->ext_ptr = NULL;
+    t->ext_len = 0;
+  }
+  return leave(t, 0);
+}
+
+int casl_tls_write(casl_tls *t, const char *buf, size_t len) {
+  size_t n, w;
+  int err;
+  if (t == NULL || (buf == NULL && len > 0))
+    return CASL_EINVAL;
+  if (dead(t) || t->shut)
+    return CASL_ECLOSED;
+  if (len == 0)
+    return 0;
+  if (!t->hs_done || casl__tbuf_size(&t->held) > 0 || t->in_write)
+    return casl__tbuf_append(&t->held, buf, len);
+  enter(t);
+  while (len > 0 && !dead(t)) {
+    n = len < WRITE_CHUNK ? len : WRITE_CHUNK;
+    casl__tls_clear_errors();
+    if (!SSL_write_ex(t->ssl, buf, n, &w)) {
+      err = SSL_get_error(t->ssl, 0);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        /* OpenSSL is busy (a renegotiation on an adopted context):
+         * keep the rest and retry after the next input. */
+        if (casl__tbuf_append(&t->held, buf, len) != 0)
+          fail_text(t, CASL_ENOMEM, "out of memory");
+        t->retry_len = n;
+        break;
+      }
+      fail(t, ssl_failure(t, err));
+      break;
+    }
+    buf += n;
+    len -= n;
+    if (len > 0 && casl__tbuf_size(&t->out) >= OUT_FLUSH && emit_pending(t))
+      break;
+  }
+  (void)emit_pending(t);
+  return leave(t, 0);
+}
+
+size_t casl_tls_pending_plaintext(const casl_tls *t) {
+  return t != NULL ? casl__tbuf_size(&t->held) : 0;
+}
+
+int casl_tls_shutdown(casl_tls *t) {
+  if (t == NULL)
+    return CASL_EINVAL;
+  if (dead(t))
+    return CASL_ECLOSED;
+  if (t->shut)
+    return 0;
+  enter(t);
+  t->shut = 1;
+  maybe_shutdown(t);
+  return leave(t, 0);
+}
+
+int casl_tls_eof(casl_tls *t) {
+  if (t == NULL)
+    return CASL_EINVAL;
+  if (dead(t))
+    return CASL_ECLOSED;
+  if (t->eof)
+    return 0;
+  enter(t);
+  t->eof = 1;
+  if (t->peer_closed) {
+    /* close_notify was seen and reported: a clean end. */
+  } else if (!t->started || t->sni_wait) {
+    fail_text(t, CASL_ETLS, "connection closed during the TLS handshake");
+  } else {
+    pump(t);
+    if (!dead(t) && !t->peer_closed)
+      fail_text(t, t->hs_done ? CASL_ETRUNCATED : CASL_ETLS,
+                t->hs_done
+                    ? "connection closed without a TLS close_notify (truncated)"
+                    : "connection closed during the TLS handshake");
+  }
+  return leave(t, 0);
+}
+
+int casl_tls_sni_select(casl_tls *t, casl_tls_ctx *ctx) {
+  if (t == NULL || (ctx != NULL && !ctx->server))
+    return CASL_EINVAL;
+  if (dead(t))
+    return CASL_ECLOSED;
+  if (!t->sni_wait)
+    return CASL_ESTATE;
+  enter(t);
+  ERR_clear_error();
+  if (ctx != NULL && casl__tls_switch_ctx(t, ctx) != 0) {
+    ERR_clear_error();
+    fail_text(t, CASL_ETLS, "could not switch to the SNI context");
+    return leave(t, 0);
+  }
+  t->sni_wait = 0;
+  t->sni_done = 1;
+  pump(t);
+  return leave(t, 0);
+}
+
+void casl_tls_free(casl_tls *t) {
+  if (t == NULL)
+    return;
+  if (t->depth > 0) {
+    t->free_pending = 1;
+    return;
+  }
+  destroy(t);
+}
+
+const char *casl_tls_error(const casl_tls *t) {
+  return t != NULL ? t->err : "";
+}
+
+void *casl_tls_get_ud(const casl_tls *t) { return t != NULL ? t->ud : NULL; }
+
+void *casl_tls_ssl(casl_tls *t) { return t != NULL ? t->ssl : NULL; }
+
+long casl_tls_live_count(void) { return atomic_load(&live_filters); }
