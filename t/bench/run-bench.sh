@@ -36,7 +36,7 @@ TLS_ARGS="--tls13 --groups X25519"
 started=$(date +%s)
 # the code measured: the servers load the working tree
 commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo "?")
-dirty=$(git -C "$top" status --porcelain -- c lisp cl-async-ssl.asd 2>/dev/null | awk '{print $2}' | tr '\n' ' ')
+dirty=$(git -C "$top" status --porcelain -- c lisp cl-async.asd cl-async-ssl.asd 2>/dev/null | awk '{print $2}' | tr '\n' ' ')
 tmp=$(mktemp -d /tmp/casl-bench-XXXXXX)
 mkdir -p "$OUT"
 raw=$tmp/raw.txt
