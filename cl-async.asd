@@ -107,6 +107,8 @@ C shim over libuv.  TLS is the system cl-async-ssl."
                                            (:file "callbacks")
                                            (:file "loop")
                                            (:file "tcp")
+                                           (:file "process")
+                                           (:file "fs")
                                            (:file "tls")))
                              (:file "package")
                              (:file "base")

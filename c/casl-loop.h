@@ -16,8 +16,12 @@ typedef struct casl_loop casl_loop;
 typedef struct casl_handle casl_handle;   /* any handle below */
 typedef struct casl_timer casl_timer;
 typedef struct casl_notifier casl_notifier;
-typedef struct casl_tcp casl_tcp;         /* a connection */
+typedef struct casl_tcp casl_tcp;         /* a connection (TCP or pipe) */
 typedef struct casl_server casl_server;   /* a listening socket */
+typedef struct casl_signal casl_signal;   /* a signal watcher */
+typedef struct casl_process casl_process; /* a child process */
+typedef struct casl_poll casl_poll;       /* a file descriptor watcher */
+typedef struct casl_fs_event casl_fs_event; /* a filesystem watcher */
 
 /* The application's callbacks.  They are called only from casl_loop_run
  * (never from inside uv_run), on the loop's thread, in the order the
@@ -54,6 +58,26 @@ typedef struct casl_callbacks {
   /* A TLS server connection asks the application for a context by name
    * (see casl_tls_ctx_set_sni_ask); answer with casl_tcp_sni_select. */
   void (*sni)(int64_t id, const char *name);
+  /* A watched signal was delivered (deliveries between two iterations
+   * may be merged into one call). */
+  void (*signal)(int64_t id, int signum);
+  /* A child process ended: its exit status, and the signal that ended it
+   * (term_signal, 0 if it exited by itself). */
+  void (*exit)(int64_t id, int64_t exit_status, int term_signal);
+  /* A polled descriptor is ready: status 0 and CASL_POLL_* events; or
+   * a negative status, after which the poller is stopped. */
+  void (*poll)(int64_t id, int status, int events);
+  /* Something changed under a watched path: name (the entry, relative to
+   * a watched directory, or the watched file's name; NULL if unknown) and
+   * CASL_FS_RENAME / CASL_FS_CHANGE events; or a negative status. */
+  void (*fs_event)(int64_t id, int status, const char *name, int events);
+  /* A filesystem request (casl_fs_mkdtemp) finished: status 0 and its
+   * result (the path made), or a negative code and NULL. */
+  void (*fs)(int64_t id, int status, const char *path);
+  /* A reverse lookup (casl_dns_reverse) finished: status 0, host and
+   * service; or a negative UV_EAI_* status and NULLs. */
+  void (*nameinfo)(int64_t id, int status, const char *host,
+                   const char *service);
 } casl_callbacks;
 
 /* Creates a loop.  cbs is copied. */
@@ -92,10 +116,16 @@ typedef struct casl_stats {
   int64_t connections_in;  /* open accepted connections (TCP and TLS) */
   int64_t connections_out; /* open outgoing connections (TCP and TLS) */
   int64_t tls;             /* live TLS filters on this loop */
-  int64_t dns_queries;     /* DNS lookups in flight */
+  int64_t dns_queries;     /* DNS lookups in flight (forward and reverse) */
   int64_t handles;         /* all handles not yet reported closed */
   int64_t queued_events;   /* events waiting to be dispatched */
   int64_t write_queue;     /* bytes queued for writing, all connections */
+  int64_t pipes;           /* open pipe connections (unix sockets, stdio) */
+  int64_t signals;         /* open signal watchers */
+  int64_t processes;       /* child processes not yet reaped */
+  int64_t pollers;         /* open descriptor watchers */
+  int64_t fs_watchers;     /* open filesystem watchers */
+  int64_t fs_requests;     /* filesystem requests in flight */
 } casl_stats;
 /* Fills *out with the loop's counters. */
 CASL_EXTERN void casl_loop_stats(casl_loop *loop, casl_stats *out);
@@ -152,5 +182,10 @@ CASL_EXTERN void casl_notifier_close(casl_notifier *n);
  * cancelled without a callback). */
 CASL_EXTERN int casl_dns_lookup(casl_loop *loop, int64_t id, const char *host,
                                 int family);
+/* Looks up the name of an IPv4 or IPv6 address (port 0) asynchronously;
+ * the `nameinfo' callback fires once with id.  An address without a name
+ * gives its numeric form.  CASL_EINVAL for a string that is not an IP
+ * address. */
+CASL_EXTERN int casl_dns_reverse(casl_loop *loop, int64_t id, const char *ip);
 
 #endif /* CASL_LOOP_H */

@@ -1,5 +1,8 @@
 /*
- * casl-stream.h -- connections (TCP) and servers on the loop, with an optional TLS filter.
+ * casl-stream.h -- connections (TCP, unix domain sockets, a child's stdio
+ * pipes) and servers on the loop, with an optional TLS filter.  The
+ * casl_tcp_* functions that do not name an address apply to every kind
+ * of connection.
  * Part of the public API: include cl-async-ssl.h, which includes this.
  */
 #ifndef CASL_STREAM_H
@@ -90,5 +93,26 @@ CASL_EXTERN int casl_tcp_start_tls(casl_tcp *c, casl_tls_ctx *ctx, int server,
 CASL_EXTERN casl_tls *casl_tcp_tls(casl_tcp *c);
 /* Answers a `sni' event (ctx NULL: the server's default). */
 CASL_EXTERN int casl_tcp_sni_select(casl_tcp *c, casl_tls_ctx *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Pipes (unix domain sockets)                                               */
+
+/* Connects to the unix domain socket at path.  Writes are accepted at once
+ * and sent once connected.  Success: `connect'; failure (UV_ENOENT when
+ * nothing is there, UV_ECONNREFUSED when nobody listens): `error'.
+ * CASL_EINVAL for a path longer than a socket address holds. */
+CASL_EXTERN int casl_pipe_connect(casl_loop *loop, int64_t id,
+                                  const char *path, casl_tcp **out);
+/* Listens on a new unix domain socket at path (UV_EADDRINUSE if anything
+ * exists there; a missing directory is UV_ENOENT); backlog < 1 means 128.
+ * Closing the server removes the socket file if it is still the one the
+ * server made, and nothing else. */
+CASL_EXTERN int casl_pipe_listen(casl_loop *loop, int64_t id,
+                                 const char *path, int backlog,
+                                 casl_server **out);
+/* Listens on an already bound unix socket fd (adopted; closed with the
+ * server; its file is never removed). */
+CASL_EXTERN int casl_pipe_open_fd(casl_loop *loop, int64_t id, int fd,
+                                  int backlog, casl_server **out);
 
 #endif /* CASL_STREAM_H */

@@ -1,7 +1,7 @@
 /*
  * cl-async-ssl.h -- the C half of cl-async-ssl.
  *
- * A flat C API, made to be called through CFFI, in three parts, each in a
+ * A flat C API, made to be called through CFFI, in parts, each in a
  * header of its own that this one includes:
  *
  *   casl-loop.h    a libuv event loop that never runs foreign (Lisp) code
@@ -17,6 +17,9 @@
  *                  coalescing, inactivity timeouts, asynchronous DNS and an
  *                  optional TLS filter between the wire and the
  *                  application.
+ *   casl-process.h signal watchers and child processes.
+ *   casl-fs.h      descriptor pollers, filesystem watchers, filesystem
+ *                  requests.
  *   casl-tls.h     OpenSSL contexts and a memory-BIO TLS filter.  It knows
  *                  nothing of libuv and is usable (and tested, and fuzzed)
  *                  on its own.
@@ -31,7 +34,11 @@
  *   stream.c               the byte-stream core: reads, the write queue
  *                          (wqueue.c), timeouts, graceful and forced close
  *   stream-tls.c           the TLS filter on a stream, STARTTLS, SNI answers
- *   server.c tcp.c         listening and accepting; TCP connect and bind
+ *   server.c tcp.c pipe.c  listening and accepting; TCP connect and bind;
+ *                          unix domain sockets
+ *   signal.c process.c     signal watchers; child processes and their pipes
+ *   poll.c fsevent.c fs.c  descriptor pollers; filesystem watchers;
+ *                          filesystem requests
  *   tls-config.c tls-keypair.c tls-verify.c tls-session.c
  *                          TLS contexts: protocol settings; certificates and
  *                          keys; trust and verification; sessions, SNI,
@@ -54,6 +61,9 @@
  *     and are copied when a function needs to keep them.
  *   - Nothing here is thread-safe except casl_notifier_send().  Different
  *     loops may run in different threads.
+ *   - Signals: the library installs a handler only for signals a watcher
+ *     asks for (casl_signal_new), and child processes make libuv watch
+ *     SIGCHLD; every other disposition is left as the host set it.
  *   - The library ignores SIGPIPE once, process-wide, the first time a loop
  *     is created (a write to a closed peer is then an EPIPE error instead of
  *     a signal in the middle of uv_run), and initialises OpenSSL once.
@@ -99,6 +109,8 @@ CASL_EXTERN const char *casl_openssl_version(void);
 #include "casl-tls.h"
 #include "casl-loop.h"
 #include "casl-stream.h"
+#include "casl-process.h"
+#include "casl-fs.h"
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 /*
- * dns.c -- asynchronous DNS: the resolver the TCP connects use, and
- * casl_dns_lookup.
+ * dns.c -- asynchronous DNS: the resolver the TCP connects use,
+ * casl_dns_lookup, and reverse lookups (casl_dns_reverse).
  */
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -126,4 +126,65 @@ int casl_dns_lookup(casl_loop *loop, int64_t id, const char *host, int family) {
                        : family == CASL_AF_INET6 ? AF_INET6
                                                  : AF_UNSPEC,
                        0, lookup_done, NULL, id, &r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reverse lookups                                                           */
+
+typedef struct nameinfo_req {
+  casl_req req; /* listed in the loop: cancelled at teardown */
+  uv_getnameinfo_t uv;
+  casl_loop *loop;
+  int64_t id;
+} nameinfo_req;
+
+static void nameinfo_done(uv_getnameinfo_t *u, int status, const char *host,
+                          const char *service) {
+  nameinfo_req *r = u->data;
+  casl_loop *loop = r->loop;
+  casl_event *ev;
+  casl__req_remove(loop, &r->req);
+  loop->st.dns_queries--;
+  if (!loop->tearing_down &&
+      (ev = casl__event_push(loop, CASL_EV_NAMEINFO, NULL)) != NULL) {
+    ev->id = r->id;
+    ev->code = status;
+    if (status == 0) {
+      size_t h = strlen(host), s = strlen(service);
+      ev->buf = malloc(h + s + 2);
+      if (ev->buf == NULL) {
+        ev->code = UV_EAI_MEMORY;
+      } else {
+        memcpy(ev->buf, host, h + 1);
+        memcpy(ev->buf + h + 1, service, s + 1);
+      }
+    }
+  }
+  free(r);
+}
+
+int casl_dns_reverse(casl_loop *loop, int64_t id, const char *ip) {
+  struct sockaddr_storage ss;
+  nameinfo_req *r;
+  int rc;
+  if (ip == NULL ||
+      (uv_ip4_addr(ip, 0, (struct sockaddr_in *)(void *)&ss) != 0 &&
+       uv_ip6_addr(ip, 0, (struct sockaddr_in6 *)(void *)&ss) != 0))
+    return CASL_EINVAL;
+  r = calloc(1, sizeof(*r));
+  if (r == NULL)
+    return CASL_ENOMEM;
+  r->loop = loop;
+  r->id = id;
+  r->uv.data = r;
+  r->req.uv = (uv_req_t *)&r->uv;
+  rc = uv_getnameinfo(&loop->uv, &r->uv, nameinfo_done,
+                      (const struct sockaddr *)&ss, 0);
+  if (rc != 0) {
+    free(r);
+    return rc;
+  }
+  casl__req_add(loop, &r->req);
+  loop->st.dns_queries++;
+  return 0;
 }

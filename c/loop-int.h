@@ -83,20 +83,28 @@ typedef enum {
   CASL_EV_WRITTEN,
   CASL_EV_ERROR,
   CASL_EV_DNS,
-  CASL_EV_SNI
+  CASL_EV_SNI,
+  CASL_EV_SIGNAL,
+  CASL_EV_EXIT,
+  CASL_EV_POLL,
+  CASL_EV_FS_EVENT,
+  CASL_EV_FS,
+  CASL_EV_NAMEINFO
 } casl_evtype;
 
 typedef struct casl_event {
   struct casl_event *next;
   casl_evtype type;
-  int code;
-  casl_handle *h;   /* the handle (NULL for DNS lookups) */
+  int code;         /* status; SIGNAL: the signal; EXIT: term signal */
+  casl_handle *h;   /* the handle (NULL for requests: DNS, FS, NAMEINFO) */
   casl_handle *aux; /* ACCEPT: the server */
-  int64_t id;       /* DNS: the lookup id */
-  char *buf;        /* READ: data (see casl__buf_fit); DNS/SNI: malloc'd
-                       payload */
-  size_t len;
-  size_t cap; /* READ: the capacity of buf */
+  int64_t id;       /* requests: the request's id */
+  int64_t num;      /* EXIT: exit status; POLL, FS_EVENT: events */
+  char *buf;        /* READ: data (see casl__buf_fit); others: malloc'd
+                       payload or NULL (DNS: packed addresses; SNI, FS,
+                       FS_EVENT: a string; NAMEINFO: host, NUL, service) */
+  size_t len;       /* READ: bytes; DNS: number of addresses */
+  size_t cap;       /* READ: the capacity of buf */
 } casl_event;
 
 /* Queues an event for h (NULL: none), dispatched after the current

@@ -320,6 +320,33 @@ static void dispatch_one(casl_loop *loop, casl_event *ev) {
     if (cb->sni)
       cb->sni(h->id, ev->buf);
     break;
+  case CASL_EV_SIGNAL:
+    if (cb->signal)
+      cb->signal(h->id, ev->code);
+    break;
+  case CASL_EV_EXIT:
+    if (cb->exit)
+      cb->exit(h->id, ev->num, ev->code);
+    break;
+  case CASL_EV_POLL:
+    if (cb->poll)
+      cb->poll(h->id, ev->code, (int)ev->num);
+    break;
+  case CASL_EV_FS_EVENT:
+    if (cb->fs_event)
+      cb->fs_event(h->id, ev->code, ev->buf, (int)ev->num);
+    break;
+  case CASL_EV_FS:
+    if (cb->fs)
+      cb->fs(ev->id, ev->code, ev->code == 0 ? ev->buf : NULL);
+    break;
+  case CASL_EV_NAMEINFO:
+    if (cb->nameinfo) {
+      const char *host = ev->code == 0 ? ev->buf : NULL;
+      cb->nameinfo(ev->id, ev->code, host,
+                   host != NULL ? host + strlen(host) + 1 : NULL);
+    }
+    break;
   }
 }
 

@@ -4,6 +4,8 @@
  * transport's (tcp.c).
  */
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "stream-int.h"
 
@@ -77,9 +79,22 @@ static uv_handle_t *server_handle_uv(casl_handle *h) {
   return (uv_handle_t *)&((casl_server *)h)->u.stream;
 }
 
+/* Removes the socket file the server made, if it is still that file. */
+static void unlink_own_file(casl_server *s) {
+  struct stat st;
+  if (s->unlink_path == NULL)
+    return;
+  if (stat(s->unlink_path, &st) == 0 && st.st_dev == s->dev &&
+      st.st_ino == s->ino)
+    (void)unlink(s->unlink_path);
+  free(s->unlink_path);
+  s->unlink_path = NULL;
+}
+
 static void server_close_now(casl_handle *h) {
   h->flags |= CASL_HF_CLOSING;
   casl__handle_close_uv(server_handle_uv(h));
+  unlink_own_file((casl_server *)h);
 }
 
 static void server_close(casl_handle *h) {
@@ -90,13 +105,16 @@ static void server_release(casl_handle *h) {
   casl_server *s = (casl_server *)h;
   if (s->tls_ctx != NULL)
     casl_tls_ctx_unref(s->tls_ctx);
+  free(s->unlink_path);
   free(s);
 }
 
-static const casl_handle_ops server_ops = {"tcp-server",   server_handle_uv,
-                                           server_close,   server_close_now,
-                                           server_release, NULL,
-                                           NULL,           NULL};
+/* One per casl_stream_kind, in order. */
+static const casl_handle_ops server_ops[] = {
+    {"tcp-server", server_handle_uv, server_close, server_close_now,
+     server_release, NULL, NULL, NULL},
+    {"pipe-server", server_handle_uv, server_close, server_close_now,
+     server_release, NULL, NULL, NULL}};
 
 int casl__server_new(casl_loop *loop, int64_t id, casl_stream_kind kind,
                      casl_server **out) {
@@ -112,7 +130,7 @@ int casl__server_new(casl_loop *loop, int64_t id, casl_stream_kind kind,
   }
   s->kind = kind;
   server_uv(s)->data = s;
-  casl__handle_init(loop, &s->h, &server_ops, id, &loop->st.servers);
+  casl__handle_init(loop, &s->h, &server_ops[kind - 1], id, &loop->st.servers);
   s->h.uv_open = 1;
   *out = s;
   return 0;

@@ -1,16 +1,19 @@
 /*
- * stream-int.h -- the byte-stream core every connection is built on (TCP
- * today): reading, the write queue, graceful and forced close, timeouts,
+ * stream-int.h -- the byte-stream core every connection is built on (TCP,
+ * unix domain sockets, a child's stdio pipes): reading, the write queue, graceful and forced close, timeouts,
  * and the TLS filter between the wire and the application.
  *
  *   stream.c       the core (it drives a filter through the engine's
  *                  public API only)
  *   stream-tls.c   the filter's callbacks, STARTTLS and SNI answers
  *   server.c       listening sockets: accepted connections are streams
- *   tcp.c          TCP connects and binds on top of these
+ *   tcp.c pipe.c   TCP and unix socket connects and binds on top of these
+ *   process.c      a child's stdio pipes are streams too
  */
 #ifndef CASL_STREAM_INT_H
 #define CASL_STREAM_INT_H
+
+#include <sys/types.h>
 
 #include "dns-int.h"
 #include "loop-int.h"
@@ -19,12 +22,13 @@
 /* How long a graceful close may wait for queued data to drain. */
 #define CASL_CLOSE_LINGER_MS 10000
 
-typedef enum { CASL_STREAM_TCP = 1 } casl_stream_kind;
+typedef enum { CASL_STREAM_TCP = 1, CASL_STREAM_PIPE } casl_stream_kind;
 
 /* Room for the libuv handle of any kind of stream. */
 typedef union casl_stream_uv {
   uv_stream_t stream;
   uv_tcp_t tcp;
+  uv_pipe_t pipe;
 } casl_stream_uv;
 
 struct casl_tcp {
@@ -39,7 +43,8 @@ struct casl_tcp {
   casl_resolve *resolving;            /* DNS in flight */
   struct addrinfo *ai_head, *ai_next; /* addresses left to try */
   int port;
-  unsigned incoming : 1;  /* accepted by a server */
+  unsigned incoming : 1;  /* accepted by a server, or a child's stdio
+                             pipe: never a `connect' event */
   unsigned connected : 1; /* the transport is connected */
   unsigned reading : 1;   /* uv_read_start active */
   unsigned paused : 1;    /* application paused reading */
@@ -62,7 +67,7 @@ struct casl_tcp {
 
 /* stream.c */
 /* A stream of `kind' with its libuv handle initialised (not connected),
- * counted as incoming or outgoing; NULL when out of memory. */
+ * counted (TCP) as incoming or outgoing; NULL when out of memory. */
 casl_tcp *casl__stream_new(casl_loop *loop, int64_t id, casl_stream_kind kind,
                            int incoming);
 /* Initialises u, room for a libuv handle of kind. */
@@ -106,6 +111,10 @@ struct casl_server {
   casl_handle h;
   casl_stream_kind kind;
   casl_stream_uv u;
+  char *unlink_path;        /* pipe.c: the socket file this server made,
+                               removed at close if it is still that file */
+  dev_t dev;
+  ino_t ino;
   casl_tls_ctx *tls_ctx;
   uint64_t handshake_ms;
 };

@@ -1,6 +1,6 @@
 /*
  * stream.c -- the byte-stream core: reading, writing, timeouts and
- * closing, for every connection (TCP today), with an optional TLS filter
+ * closing, for every connection (TCP, unix sockets, stdio pipes), with an optional TLS filter
  * between the wire and the application.
  *
  * Writes are copied into the stream's write queue and sent, coalesced,
@@ -548,8 +548,11 @@ static const char *stream_tag(casl_handle *h) {
   return ((casl_tcp *)h)->tls != NULL ? "tls" : NULL;
 }
 
+/* One per casl_stream_kind, in order. */
 static const casl_handle_ops stream_ops[] = {
     {"tcp", stream_uv, stream_close, stream_close_now, stream_release,
+     stream_flush, stream_stats, stream_tag},
+    {"pipe", stream_uv, stream_close, stream_close_now, stream_release,
      stream_flush, stream_stats, stream_tag}};
 
 int casl__stream_uv_init(casl_loop *loop, casl_stream_kind kind,
@@ -557,6 +560,8 @@ int casl__stream_uv_init(casl_loop *loop, casl_stream_kind kind,
   switch (kind) {
   case CASL_STREAM_TCP:
     return uv_tcp_init(&loop->uv, (uv_tcp_t *)u);
+  case CASL_STREAM_PIPE:
+    return uv_pipe_init(&loop->uv, (uv_pipe_t *)u, 0);
   }
   return UV_EINVAL;
 }
@@ -575,8 +580,9 @@ casl_tcp *casl__stream_new(casl_loop *loop, int64_t id, casl_stream_kind kind,
   c->kind = kind;
   c->uv->data = c;
   casl__handle_init(loop, &c->h, &stream_ops[kind - 1], id,
-                    incoming ? &loop->st.connections_in
-                             : &loop->st.connections_out);
+                    kind == CASL_STREAM_PIPE ? &loop->st.pipes
+                    : incoming               ? &loop->st.connections_in
+                                             : &loop->st.connections_out);
   c->h.uv_open = 1;
   c->incoming = incoming ? 1 : 0;
   c->last_read = c->last_write = uv_now(&loop->uv);

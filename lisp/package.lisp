@@ -89,6 +89,23 @@ handling of cl-async, and upstream's registry helpers.")
            #:ipv6-address-p
            #:ip-address-p
            #:define-condition-alias
+           ;; upstream's helpers for code that calls libuv through CFFI
+           ;; (defined in lisp/ffi/upstream-util.lisp)
+           #:define-c-callback
+           #:with-foreign-object*
+           #:error-str
+           #:ip-str-to-sockaddr
+           #:with-ip-to-sockaddr
+           #:addrinfo-to-string
+           #:set-socket-nonblocking
+           #:fd-connected-p
+           #:+sockaddr-size+
+           #:+sockaddr6-size+
+           #:+addrinfo-size+
+           #:with-struct-timeval
+           #:split-usec-time
+           #:*ipv4-scanner*
+           #:*ipv6-scanner*
            ;; upstream internals, exported so code using them reads
            #:*send-errors-to-eventcb* #:send-to-eventcb
            ;; SWANK's quit restart, resolved once per loop
@@ -164,26 +181,29 @@ the API of the original cl-async.")
    ;; streams
    #:async-stream #:stream-socket #:async-input-stream
    #:async-output-stream #:async-io-stream
-   ;; misc
-   #:mkdtemp #:*send-errors-to-eventcb*
-   ;; idlers: a callback on every pass of the loop
-   #:idler #:idle #:free-idler #:idler-freed-p
-   ;; signal numbers (Linux)
+   #:*send-errors-to-eventcb*
+   ;; pipes (unix domain sockets)
+   #:pipe #:pipe-server #:pipe-connect #:pipe-not-found
+   ;; signal handlers
+   #:signal-handler #:free-signal-handler #:clear-signal-handlers
+   ;; signal numbers (this platform's)
    #:+sighup+ #:+sigint+ #:+sigquit+ #:+sigill+ #:+sigtrap+ #:+sigabrt+
    #:+sigemt+ #:+sigfpe+ #:+sigkill+ #:+sigbus+ #:+sigsegv+ #:+sigsys+
    #:+sigpipe+ #:+sigalrm+ #:+sigterm+ #:+sigurg+ #:+sigstop+ #:+sigtstp+
    #:+sigcont+ #:+sigchld+ #:+sigttin+ #:+sigttou+ #:+sigio+ #:+sigxcpu+
    #:+sigxfsz+ #:+sigvtalrm+ #:+sigprof+ #:+sigwinch+ #:+siginfo+
    #:+sigusr1+ #:+sigusr2+
-   ;; conditions of the parts of cl-async outside the TCP subset
-   #:pipe-not-found #:filesystem-error #:filesystem-enoent
-   #:filesystem-eacces #:filesystem-eperm
-   ;; Exported so that programs written for cl-async read without reader
-   ;; errors; not implemented here (only the TCP subset is): calling them
-   ;; signals UNDEFINED-FUNCTION.
-   #:watch-fd #:fd-add #:signal-handler #:free-signal-handler
-   #:clear-signal-handlers #:reverse-dns-lookup #:start-dns-logging
-   #:stop-dns-logging #:pipe-connect #:pipe-server #:poller
-   #:poller-freed-p #:free-poller #:poll #:spawn #:process-input
-   #:process-output #:process-error-output #:process-kill #:fs-watch
-   #:fs-unwatch #:fs-monitor-close))
+   ;; processes
+   #:process #:spawn #:process-input #:process-output #:process-error-output
+   #:process-kill #:process-pid
+   ;; idlers: a callback on every pass of the loop
+   #:idler #:idle #:free-idler #:idler-freed-p
+   ;; pollers
+   #:poller #:poll #:free-poller #:poller-freed-p
+   ;; filesystem
+   #:mkdtemp #:filesystem-error #:filesystem-enoent #:filesystem-eacces
+   #:filesystem-eperm
+   ;; filesystem events
+   #:fs-monitor #:fs-watch #:fs-unwatch #:fs-monitor-close
+   ;; reverse DNS
+   #:reverse-dns-lookup))

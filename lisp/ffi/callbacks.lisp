@@ -44,12 +44,18 @@ thread, from casl_loop_run)."
   (written nil :type (or null function))
   (error nil :type (or null function))
   (dns nil :type (or null function))
-  (sni nil :type (or null function)))
+  (sni nil :type (or null function))
+  (signal nil :type (or null function))
+  (exit nil :type (or null function))
+  (poll nil :type (or null function))
+  (fs-event nil :type (or null function))
+  (fs nil :type (or null function))
+  (nameinfo nil :type (or null function)))
 
 (setf (documentation 'make-event-handlers 'function)
       "Makes the EVENT-HANDLERS the core installs in *EVENT-HANDLERS*, one
 function per event kind (:timer :notify :closed :accept :connect :read
-:written :error :dns :sni).")
+:written :error :dns :sni :signal :exit :poll :fs-event :fs :nameinfo).")
 
 (defvar *event-handlers* nil
   "The EVENT-HANDLERS that receive every event; set by the core at load.")
@@ -105,7 +111,42 @@ function per event kind (:timer :notify :closed :accept :connect :read
       (funcall (event-handlers-sni *event-handlers*) id
                (if (zerop (length name)) nil name)))))
 
+(defun string-or-nil (pointer)
+  (if (cffi:null-pointer-p pointer) nil (cffi:foreign-string-to-lisp pointer)))
+
+(cffi:defcallback %on-signal :void ((id :int64) (signum :int))
+  (with-callback-interrupts
+    (funcall (event-handlers-signal *event-handlers*) id signum)))
+
+(cffi:defcallback %on-exit :void ((id :int64) (exit-status :int64)
+                                  (term-signal :int))
+  (with-callback-interrupts
+    (funcall (event-handlers-exit *event-handlers*) id exit-status term-signal)))
+
+(cffi:defcallback %on-poll :void ((id :int64) (status :int) (events :int))
+  (with-callback-interrupts
+    (funcall (event-handlers-poll *event-handlers*) id status events)))
+
+(cffi:defcallback %on-fs-event :void ((id :int64) (status :int) (name :pointer)
+                                      (events :int))
+  (with-callback-interrupts
+    (funcall (event-handlers-fs-event *event-handlers*) id status
+             (string-or-nil name) events)))
+
+(cffi:defcallback %on-fs :void ((id :int64) (status :int) (path :pointer))
+  (with-callback-interrupts
+    (funcall (event-handlers-fs *event-handlers*) id status
+             (string-or-nil path))))
+
+(cffi:defcallback %on-nameinfo :void ((id :int64) (status :int) (host :pointer)
+                                      (service :pointer))
+  (with-callback-interrupts
+    (funcall (event-handlers-nameinfo *event-handlers*) id status
+             (string-or-nil host) (string-or-nil service))))
+
+;;; The layout of casl_callbacks, in the order of the C declaration.
 (cffi:defcstruct casl-callbacks
   (timer :pointer) (notify :pointer) (closed :pointer) (accept :pointer)
   (connect :pointer) (read :pointer) (written :pointer) (error :pointer)
-  (dns :pointer) (sni :pointer))
+  (dns :pointer) (sni :pointer) (signal :pointer) (exit :pointer)
+  (poll :pointer) (fs-event :pointer) (fs :pointer) (nameinfo :pointer))

@@ -42,7 +42,10 @@ and 0, or nil and a negative code."
       (set-cb closed %on-closed) (set-cb accept %on-accept)
       (set-cb connect %on-connect) (set-cb read %on-read)
       (set-cb written %on-written) (set-cb error %on-error)
-      (set-cb dns %on-dns) (set-cb sni %on-sni))
+      (set-cb dns %on-dns) (set-cb sni %on-sni)
+      (set-cb signal %on-signal) (set-cb exit %on-exit)
+      (set-cb poll %on-poll) (set-cb fs-event %on-fs-event)
+      (set-cb fs %on-fs) (set-cb nameinfo %on-nameinfo))
     (let ((rc (%loop-new out cbs)))
       (if (zerop rc)
           (values (cffi:mem-ref out :pointer) 0)
@@ -52,28 +55,31 @@ and 0, or nil and a negative code."
   "True while LOOP has active referenced handles or queued events."
   (/= 0 (%loop-alive loop)))
 
+;;; The layout of casl_stats, in the order of the C declaration.
 (cffi:defcstruct casl-stats
   (timers :int64) (notifiers :int64) (servers :int64)
   (connections-in :int64) (connections-out :int64) (tls :int64)
   (dns-queries :int64) (handles :int64) (queued-events :int64)
-  (write-queue :int64))
+  (write-queue :int64) (pipes :int64) (signals :int64) (processes :int64)
+  (pollers :int64) (fs-watchers :int64) (fs-requests :int64))
 
 (defc %loop-stats "casl_loop_stats" :void (loop :pointer) (out :pointer))
+
+(defparameter *stats-fields*
+  '(timers notifiers servers connections-in connections-out tls dns-queries
+    handles queued-events write-queue pipes signals processes pollers
+    fs-watchers fs-requests))
 
 (defun loop-stats (loop)
   "The loop's counters as a plist (:timers :notifiers :servers
 :connections-in :connections-out :tls :dns-queries :handles :queued-events
-:write-queue)."
+:write-queue :pipes :signals :processes :pollers :fs-watchers
+:fs-requests)."
   (cffi:with-foreign-object (st '(:struct casl-stats))
     (%loop-stats loop st)
-    (cffi:with-foreign-slots ((timers notifiers servers connections-in
-                                      connections-out tls dns-queries handles
-                                      queued-events write-queue)
-                              st (:struct casl-stats))
-      (list :timers timers :notifiers notifiers :servers servers
-            :connections-in connections-in :connections-out connections-out
-            :tls tls :dns-queries dns-queries :handles handles
-            :queued-events queued-events :write-queue write-queue))))
+    (loop :for field :in *stats-fields*
+          :collect (intern (symbol-name field) :keyword)
+          :collect (cffi:foreign-slot-value st '(:struct casl-stats) field))))
 
 (defun loop-describe (loop)
   "One line per open handle of LOOP."
@@ -94,6 +100,8 @@ and 0, or nil and a negative code."
 (defc notifier-close "casl_notifier_close" :void (notifier :pointer))
 (defc %dns-lookup "casl_dns_lookup" :int
   (loop :pointer) (id :int64) (host nullable-string) (family :int))
+(defc dns-reverse "casl_dns_reverse" :int
+  (loop :pointer) (id :int64) (ip nullable-string))
 
 (defun timer-new (loop id)
   "A stopped timer with ID: (values pointer code)."

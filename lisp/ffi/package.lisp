@@ -7,7 +7,9 @@
 ;;;;   library     loading the library, DEFC, error codes, versions, libc
 ;;;;   callbacks   the callbacks C calls with events, *EVENT-HANDLERS*
 ;;;;   loop        the loop, timers, notifiers, DNS
-;;;;   tcp         TCP connections and servers
+;;;;   tcp         TCP connections and servers, pipes (unix sockets)
+;;;;   process     signal watchers, child processes
+;;;;   fs          descriptor pollers, filesystem watchers and requests
 ;;;;   tls         TLS contexts and connection queries
 ;;;;
 ;;;; The C library owns every handle.  Lisp gives each handle an integer id
@@ -33,7 +35,7 @@ into conditions.  Nothing outside lisp/ffi/ touches CFFI.")
    ;; timers, notifiers, dns
    #:timer-new #:timer-start #:timer-stop #:timer-close
    #:notifier-new #:notifier-send #:notifier-close
-   #:dns-lookup
+   #:dns-lookup #:dns-reverse
    ;; tcp
    #:tcp-connect #:server-listen #:server-open-fd #:server-port
    #:server-set-tls #:server-close
@@ -42,6 +44,17 @@ into conditions.  Nothing outside lisp/ffi/ touches CFFI.")
    #:tcp-local-address #:tcp-fd #:tcp-connected-p #:tcp-start-tls #:tcp-tls
    #:tcp-sni-select
    #:+write-now+ #:+write-notify+
+   ;; pipes
+   #:pipe-connect #:pipe-listen #:pipe-open-fd
+   ;; signals and processes
+   #:signal-new #:signal-close
+   #:process-spawn #:process-kill #:process-pid
+   #:+stdio-ignore+ #:+stdio-inherit+ #:+stdio-pipe+ #:+stdio-file+
+   ;; pollers, filesystem watchers and requests
+   #:poll-new #:poll-close #:+poll-readable+ #:+poll-writable+
+   #:+poll-disconnect+
+   #:fs-event-new #:fs-event-stop #:fs-event-close #:+fs-rename+ #:+fs-change+
+   #:fs-mkdtemp
    ;; tls contexts
    #:tls-ctx-new #:tls-ctx-adopt #:tls-ctx-ref #:tls-ctx-unref
    #:tls-ctx-ssl-ctx #:tls-ctx-error #:tls-ctx-set-options

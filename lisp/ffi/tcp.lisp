@@ -79,3 +79,26 @@
 (defun tcp-connected-p (conn)
   "True once CONN is connected (and its TLS handshake, if any, is done)."
   (/= 0 (%tcp-connected conn)))
+
+;;;# Pipes (unix domain sockets); the tcp-* functions above work on them
+
+(defc %pipe-connect "casl_pipe_connect" :int
+  (loop :pointer) (id :int64) (path nullable-string) (out :pointer))
+(defc %pipe-listen "casl_pipe_listen" :int
+  (loop :pointer) (id :int64) (path nullable-string) (backlog :int)
+  (out :pointer))
+(defc %pipe-open-fd "casl_pipe_open_fd" :int
+  (loop :pointer) (id :int64) (fd :int) (backlog :int) (out :pointer))
+
+(defun pipe-connect (loop id path)
+  "Starts connecting to the unix socket PATH: (values connection-pointer
+code)."
+  (with-out-pointer (out) (%pipe-connect loop id path out)))
+
+(defun pipe-listen (loop id path backlog)
+  "Listens on a new unix socket at PATH: (values server-pointer code)."
+  (with-out-pointer (out) (%pipe-listen loop id path backlog out)))
+
+(defun pipe-open-fd (loop id fd backlog)
+  "Listens on the bound unix socket FD: (values server-pointer code)."
+  (with-out-pointer (out) (%pipe-open-fd loop id fd backlog out)))

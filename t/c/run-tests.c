@@ -30,6 +30,7 @@
 
 #define X(name) TEST_DECLARE(name)
 #include "test-list-core.h"
+#include "test-list-handles.h"
 #include "test-list-tls.h"
 #undef X
 
@@ -41,6 +42,7 @@ struct test_entry {
 static const struct test_entry tests[] = {
 #define X(name) {#name, test_##name},
 #include "test-list-core.h"
+#include "test-list-handles.h"
 #include "test-list-tls.h"
 #undef X
     {NULL, NULL}};

@@ -108,9 +108,15 @@ static void on_sni(int64_t id, const char *name) {
   ASSERT_OK_VOID(casl_tcp_sni_select(g.c[id], g.sni_choice));
 }
 
-static const casl_callbacks cbs = {on_timer, NULL,     on_closed, on_accept,
-                                   on_connect, on_read, on_written, on_error,
-                                   NULL,     on_sni};
+static const casl_callbacks cbs = {
+    .timer = on_timer,
+    .closed = on_closed,
+    .accept = on_accept,
+    .connect = on_connect,
+    .read = on_read,
+    .written = on_written,
+    .error = on_error,
+    .sni = on_sni};
 
 static int run_bounded(uint64_t ms) {
   casl_timer *t;

@@ -170,9 +170,16 @@ static void on_dns(int64_t id, int status, int n, const char *const *addrs,
   }
 }
 
-static const casl_callbacks cbs = {on_timer,   on_notify, on_closed,
-                                   on_accept,  on_connect, on_read,
-                                   on_written, on_error,  on_dns, NULL};
+static const casl_callbacks cbs = {
+    .timer = on_timer,
+    .notify = on_notify,
+    .closed = on_closed,
+    .accept = on_accept,
+    .connect = on_connect,
+    .read = on_read,
+    .written = on_written,
+    .error = on_error,
+    .dns = on_dns};
 
 /* Runs the loop with a guard timer; returns non-zero if the guard fired. */
 static int run_bounded(uint64_t ms) {
