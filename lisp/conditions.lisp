@@ -48,6 +48,12 @@ stream."))
   (:report report-streamish-error)
   (:documentation "No such file or directory."))
 
+(define-condition pipe-not-found (streamish-enoent) ()
+  (:report report-streamish-error)
+  (:documentation "Nothing is at the path a pipe connects to.  It is a
+STREAMISH-ENOENT (what upstream signals), so handlers for either name
+match."))
+
 (define-condition streamish-closed (streamish-error) ()
   (:report report-streamish-error)
   (:documentation "An operation on a closed streamish (socket).  Open a new

@@ -59,10 +59,6 @@ FREE-IDLER.  Errors in it go to EVENT-CB as for DELAY."
 
 ;;;# Conditions of the parts of cl-async outside the TCP subset
 
-(define-condition pipe-not-found (streamish-error) ()
-  (:documentation "Upstream's condition for a missing pipe (pipes are not
-implemented here)."))
-
 (define-condition filesystem-error (event-error)
   ((path :initarg :path :initform nil :reader filesystem-path))
   (:documentation "A filesystem operation failed."))
