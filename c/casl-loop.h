@@ -47,7 +47,8 @@ typedef struct casl_callbacks {
   /* A connection or server failed, or the peer ended it: UV_EOF (clean
    * end; on TLS after close_notify), a libuv error, UV_ETIMEDOUT for a
    * read/write/handshake timeout, UV_EAI_* for DNS, CASL_ETLS,
-   * CASL_EVERIFY, CASL_ETRUNCATED.  casl_tcp_error gives the detail.
+   * CASL_EVERIFY, CASL_ETRUNCATED, CASL_ETLSEOF.  casl_tcp_error gives
+   * the detail.
    * A connection stops reading after an error (not after UV_EOF with
    * queued writes: see casl_tcp_close). */
   void (*error)(int64_t id, int code);

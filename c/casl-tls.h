@@ -156,6 +156,72 @@ CASL_EXTERN int casl_tls_ctx_set_keylog_cb(casl_tls_ctx *ctx,
 CASL_EXTERN int casl_tls_ctx_set_keylog_file(casl_tls_ctx *ctx,
                                              const char *path);
 
+/* PKCS#12 (.p12 / .pfx): the certificate, its chain and its key, from a
+ * file or from the file's bytes; password NULL for none.  CASL_ECONFIG
+ * with "wrong password" in the text when the password does not open it. */
+CASL_EXTERN int casl_tls_ctx_use_pkcs12_file(casl_tls_ctx *ctx,
+                                             const char *path,
+                                             const char *password);
+CASL_EXTERN int casl_tls_ctx_use_pkcs12_mem(casl_tls_ctx *ctx,
+                                            const char *data, size_t len,
+                                            const char *password);
+
+/* Certificate revocation lists (PEM, one or more per file or buffer),
+ * checked for the leaf (CASL_CRL_LEAF, the default once a CRL is loaded)
+ * or for every certificate of the chain (CASL_CRL_CHAIN; each CA then
+ * needs its CRL).  A revoked certificate fails verification with
+ * X509_V_ERR_CERT_REVOKED. */
+#define CASL_CRL_NONE  0
+#define CASL_CRL_LEAF  1
+#define CASL_CRL_CHAIN 2
+CASL_EXTERN int casl_tls_ctx_load_crl_file(casl_tls_ctx *ctx,
+                                           const char *path);
+CASL_EXTERN int casl_tls_ctx_load_crl_mem(casl_tls_ctx *ctx, const char *pem,
+                                          size_t len);
+CASL_EXTERN int casl_tls_ctx_set_crl_check(casl_tls_ctx *ctx, int mode);
+
+/* Public key pinning: n SHA-256 digests (32 bytes each, back to back) of
+ * SubjectPublicKeyInfo DER.  Once the peer is verified, the handshake
+ * fails with CASL_EVERIFY unless a certificate of its chain has one of
+ * them.  n 0: no pinning. */
+CASL_EXTERN int casl_tls_ctx_set_pins(casl_tls_ctx *ctx,
+                                      const unsigned char *digests, size_t n);
+
+/* Holds the application's data after each handshake on ctx until the
+ * application has checked the peer itself: see casl_tls_peer_checked. */
+CASL_EXTERN int casl_tls_ctx_set_peer_check(casl_tls_ctx *ctx, int on);
+
+/* Server session-ticket keys: n keys of CASL_TICKET_KEY_LEN bytes (16
+ * bytes of name, 32 of HMAC-SHA256 key, 32 of AES-256 key), back to back.
+ * The first issues tickets; all are accepted (a ticket of another key is
+ * renewed).  Servers with the same keys resume each other's sessions.
+ * n 0: keys of the context's own, random, replaced every lifetime (the
+ * previous one is still accepted for a lifetime). */
+#define CASL_TICKET_KEY_LEN 80
+CASL_EXTERN int casl_tls_ctx_set_ticket_keys(casl_tls_ctx *ctx,
+                                             const unsigned char *keys,
+                                             size_t n);
+/* Lifetime of the context's own ticket keys, seconds (default 3600). */
+CASL_EXTERN int casl_tls_ctx_set_ticket_lifetime(casl_tls_ctx *ctx,
+                                                 uint64_t seconds);
+/* Makes dst use the same ticket keys as src (both servers). */
+CASL_EXTERN int casl_tls_ctx_copy_ticket_keys(casl_tls_ctx *dst,
+                                              casl_tls_ctx *src);
+
+/* OCSP.  Server: the DER response stapled to clients that ask (len 0:
+ * none).  Client: CASL_OCSP_OFF (default), CASL_OCSP_ASK (ask; a staple
+ * that comes must be valid for the peer's certificate, signed by its
+ * issuer or a responder it delegated to, current, and not "revoked"),
+ * CASL_OCSP_REQUIRE (no valid staple is a failure).  A failure is
+ * CASL_EVERIFY. */
+#define CASL_OCSP_OFF     0
+#define CASL_OCSP_ASK     1
+#define CASL_OCSP_REQUIRE 2
+CASL_EXTERN int casl_tls_ctx_set_ocsp_response(casl_tls_ctx *ctx,
+                                               const unsigned char *der,
+                                               size_t len);
+CASL_EXTERN int casl_tls_ctx_set_ocsp(casl_tls_ctx *ctx, int mode);
+
 /* The value of an OpenSSL constant by name ("SSL_OP_NO_TLSv1_3",
  * "SSL_OP_ALL", "SSL_VERIFY_PEER", ...), from the headers this library was
  * built with.  Returns 0 and sets *out, or CASL_EINVAL for an unknown name. */
@@ -179,8 +245,9 @@ typedef struct casl_tls_callbacks {
   void (*handshake)(void *ud);
   /* The peer sent close_notify: a clean end of its data. */
   void (*close_notify)(void *ud);
-  /* A fatal error: CASL_ETLS, CASL_EVERIFY or CASL_ETRUNCATED (CASL_ENOMEM
-   * when memory or an `alloc' buffer was missing); the text is in
+  /* A fatal error: CASL_ETLS, CASL_EVERIFY, CASL_ETRUNCATED or
+   * CASL_ETLSEOF (CASL_ENOMEM when memory or an `alloc' buffer was
+   * missing); the text is in
    * casl_tls_error().  Pending alerts were emitted through `ciphertext'
    * first.  Called once; the filter accepts no more input afterwards. */
   void (*error)(void *ud, int code);
@@ -226,13 +293,25 @@ CASL_EXTERN size_t casl_tls_pending_plaintext(const casl_tls *t);
 CASL_EXTERN int casl_tls_shutdown(casl_tls *t);
 /* The transport hit EOF.  After a close_notify (already reported through
  * `close_notify') nothing happens; otherwise the remaining plaintext is
- * delivered, then the CASL_ETRUNCATED error (CASL_ETLS during the
+ * delivered, then the CASL_ETRUNCATED error (CASL_ETLSEOF during the
  * handshake). */
 CASL_EXTERN int casl_tls_eof(casl_tls *t);
 /* Answers a `sni' callback (from inside it or later): ctx, a server
  * context (NULL: keep the default context).  CASL_ESTATE when the filter
  * is not waiting for an answer. */
 CASL_EXTERN int casl_tls_sni_select(casl_tls *t, casl_tls_ctx *ctx);
+/* With casl_tls_ctx_set_peer_check: after the handshake (`handshake'
+ * callback) the application's writes are held until this call.  reason
+ * NULL: the peer is accepted, held data goes out; otherwise the filter
+ * fails with CASL_EVERIFY and reason as its text.  CASL_ESTATE when the
+ * filter is not waiting for it. */
+CASL_EXTERN int casl_tls_peer_checked(casl_tls *t, const char *reason);
+/* Server: the OCSP response to staple on this connection, instead of the
+ * context's (len 0: none); call it before the handshake reaches the
+ * ServerHello, e.g. from the `sni' callback.  Copied. */
+CASL_EXTERN int casl_tls_set_ocsp_response(casl_tls *t,
+                                           const unsigned char *der,
+                                           size_t len);
 /* Frees the filter (deferred if called from inside one of its callbacks). */
 CASL_EXTERN void casl_tls_free(casl_tls *t);
 /* Text of the filter's last error ("" if none). */
@@ -273,6 +352,14 @@ typedef struct casl_tls_cert_info {
 /* 0 and *out set, or CASL_ESTATE when the peer sent no certificate. */
 CASL_EXTERN int casl_tls_peer_cert(casl_tls *t,
                                    const casl_tls_cert_info **out);
+/* The peer's chain, leaf first: the verified chain when the peer was
+ * verified, else the certificates it sent.  *n set; 0 and *out, or
+ * CASL_ESTATE when it sent none.  Valid until the filter is freed. */
+CASL_EXTERN int casl_tls_peer_chain(casl_tls *t,
+                                    const casl_tls_cert_info **out, size_t *n);
+/* Client: the OCSP response the server stapled (DER, *len bytes), or NULL. */
+CASL_EXTERN const unsigned char *casl_tls_ocsp_response(const casl_tls *t,
+                                                        size_t *len);
 /* Number of live filters in the process (for leak checks). */
 CASL_EXTERN long casl_tls_live_count(void);
 

@@ -95,6 +95,7 @@ extern "C" {
 #define CASL_EINVAL     (-30006) /* invalid argument */
 #define CASL_ECLOSED    (-30007) /* the object is closed, failed or shut down */
 #define CASL_ESTATE     (-30008) /* not allowed in the object's current state */
+#define CASL_ETLSEOF    (-30009) /* transport EOF during the TLS handshake */
 
 /* A static text for any code returned by this library (libuv's or ours). */
 CASL_EXTERN const char *casl_strerror(int code);

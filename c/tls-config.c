@@ -62,6 +62,8 @@ int casl_tls_ctx_new(casl_tls_ctx **out, int server) {
     SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
     SSL_CTX_set_alpn_select_cb(c, casl__tls_alpn_select_cb, NULL);
     SSL_CTX_set_client_hello_cb(c, casl__tls_client_hello_cb, NULL);
+    if (casl__tls_tickets_init(ctx) != 0)
+      goto nomem;
     ctx->verify = CASL_VERIFY_NONE;
   } else {
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
@@ -72,6 +74,7 @@ int casl_tls_ctx_new(casl_tls_ctx **out, int server) {
       goto nomem;
     ctx->verify = CASL_VERIFY_PEER;
   }
+  casl__tls_ocsp_init(ctx);
   *out = ctx;
   return 0;
 fail:
@@ -127,6 +130,8 @@ void casl_tls_ctx_unref(casl_tls_ctx *ctx) {
   if (ctx == NULL || atomic_fetch_sub(&ctx->refs, 1) != 1)
     return;
   casl__tls_session_free(ctx);
+  casl__tls_tickets_free(ctx);
+  casl__tls_verify_free(ctx);
   /* For an adopted context this drops only the reference we took. */
   SSL_CTX_free(ctx->ssl_ctx);
   pthread_mutex_destroy(&ctx->lock);

@@ -172,21 +172,10 @@ static char *pem_str(X509 *x) {
   return s;
 }
 
-int casl_tls_peer_cert(casl_tls *t, const casl_tls_cert_info **out) {
-  X509 *x;
-  casl_tls_cert_info *c;
-  if (t == NULL || out == NULL)
-    return CASL_EINVAL;
-  *out = NULL;
-  if (t->have_cert) {
-    *out = &t->cert;
-    return 0;
-  }
-  x = SSL_get0_peer_certificate(t->ssl);
-  if (x == NULL)
-    return CASL_ESTATE;
+/* Fills c from x: 0, or CASL_ENOMEM (c left empty). */
+static int cert_info(X509 *x, casl_tls_cert_info *c) {
   ERR_clear_error();
-  c = &t->cert;
+  memset(c, 0, sizeof(*c));
   c->subject = name_str(X509_get_subject_name(x));
   c->issuer = name_str(X509_get_issuer_name(x));
   c->sans = sans_str(x);
@@ -201,9 +190,83 @@ int casl_tls_peer_cert(casl_tls *t, const casl_tls_cert_info **out) {
     casl__tls_cert_info_free(c);
     return CASL_ENOMEM;
   }
-  t->have_cert = 1;
-  *out = c;
   return 0;
+}
+
+int casl_tls_peer_cert(casl_tls *t, const casl_tls_cert_info **out) {
+  X509 *x;
+  int rc;
+  if (t == NULL || out == NULL)
+    return CASL_EINVAL;
+  *out = NULL;
+  if (!t->have_cert) {
+    x = SSL_get0_peer_certificate(t->ssl);
+    if (x == NULL)
+      return CASL_ESTATE;
+    if ((rc = cert_info(x, &t->cert)) != 0)
+      return rc;
+    t->have_cert = 1;
+  }
+  *out = &t->cert;
+  return 0;
+}
+
+int casl_tls_peer_chain(casl_tls *t, const casl_tls_cert_info **out,
+                        size_t *n) {
+  STACK_OF(X509) *chain;
+  X509 *leaf;
+  size_t i, count, first;
+  int rc;
+  if (t == NULL || out == NULL || n == NULL)
+    return CASL_EINVAL;
+  *out = NULL;
+  *n = 0;
+  if (t->chain == NULL) {
+    leaf = SSL_get0_peer_certificate(t->ssl);
+    if (leaf == NULL)
+      return CASL_ESTATE;
+    chain = SSL_get0_verified_chain(t->ssl);
+    if (chain == NULL)
+      chain = SSL_get_peer_cert_chain(t->ssl);
+    count = chain != NULL ? (size_t)sk_X509_num(chain) : 0;
+    /* A server's view of what a client sent leaves the leaf out. */
+    first = count > 0 && X509_cmp(sk_X509_value(chain, 0), leaf) == 0 ? 0 : 1;
+    t->chain = calloc(count + first, sizeof(*t->chain));
+    if (t->chain == NULL)
+      return CASL_ENOMEM;
+    t->nchain = count + first;
+    if (first && (rc = cert_info(leaf, &t->chain[0])) != 0)
+      goto fail;
+    for (i = 0; i < count; i++)
+      if ((rc = cert_info(sk_X509_value(chain, (int)i),
+                          &t->chain[i + first])) != 0)
+        goto fail;
+  }
+  *out = t->chain;
+  *n = t->nchain;
+  return 0;
+fail:
+  casl__tls_chain_free(t);
+  return rc;
+}
+
+void casl__tls_chain_free(casl_tls *t) {
+  size_t i;
+  for (i = 0; t->chain != NULL && i < t->nchain; i++)
+    casl__tls_cert_info_free(&t->chain[i]);
+  free(t->chain);
+  t->chain = NULL;
+  t->nchain = 0;
+}
+
+const unsigned char *casl_tls_ocsp_response(const casl_tls *t, size_t *len) {
+  if (t == NULL || len == NULL || t->server || t->ocsp_der == NULL) {
+    if (len != NULL)
+      *len = 0;
+    return NULL;
+  }
+  *len = t->ocsp_len;
+  return t->ocsp_der;
 }
 
 void casl__tls_cert_info_free(casl_tls_cert_info *c) {

@@ -48,6 +48,8 @@ static void destroy(casl_tls *t) {
   free(t->server_name);
   free(t->alpn);
   casl__tls_cert_info_free(&t->cert);
+  casl__tls_chain_free(t);
+  free(t->ocsp_der);
   if (t->cur_ctx != t->ctx)
     casl_tls_ctx_unref(t->cur_ctx);
   casl_tls_ctx_unref(t->ctx);
@@ -138,6 +140,8 @@ static int ssl_failure(casl_tls *t, int sslerr) {
       casl__tls_str_append(q, sizeof(q), ")");
     }
   }
+  if (t->ocsp_failed)
+    return CASL_EVERIFY; /* t->err says why (tls-verify.c) */
   vr = SSL_get_verify_result(t->ssl);
   if (saw_verify && vr != X509_V_OK) {
     casl__strlcpy(t->err, "certificate verify failed: ", sizeof(t->err));
@@ -162,7 +166,7 @@ static int ssl_failure(casl_tls *t, int sslerr) {
       casl__tls_str_append(t->err, sizeof(t->err), ": ");
       casl__tls_str_append(t->err, sizeof(t->err), q);
     }
-    return t->hs_done ? CASL_ETRUNCATED : CASL_ETLS;
+    return t->hs_done ? CASL_ETRUNCATED : CASL_ETLSEOF;
   }
   if (sslerr == SSL_ERROR_ZERO_RETURN) {
     casl__strlcpy(t->err, "the peer sent close_notify during the TLS handshake",
@@ -196,7 +200,7 @@ static void fail_text(casl_tls *t, int code, const char *text) {
 
 static void maybe_shutdown(casl_tls *t) {
   int r, err;
-  if (!t->shut || t->shut_sent || !t->hs_done || dead(t) ||
+  if (!t->shut || t->shut_sent || !t->hs_done || t->peer_wait || dead(t) ||
       casl__tbuf_size(&t->held) > 0)
     return;
   t->shut_sent = 1;
@@ -330,7 +334,13 @@ static void pump(casl_tls *t) {
     }
     t->hs_done = 1;
     cache_alpn(t);
-    if (write_held(t) || emit_pending(t))
+    if (casl__tls_check_pins(t) != 0) {
+      fail(t, CASL_EVERIFY);
+      return;
+    }
+    /* With a peer check pending, our data waits for the application. */
+    t->peer_wait = t->ctx->peer_check || t->cur_ctx->peer_check;
+    if ((!t->peer_wait && write_held(t)) || emit_pending(t))
       return;
     if (t->cbs.handshake != NULL) {
       t->cbs.handshake(t->ud);
@@ -386,7 +396,8 @@ static void pump(casl_tls *t) {
       break;
     }
   }
-  if (!dead(t) && casl__tbuf_size(&t->held) > 0 && !write_held(t))
+  if (!dead(t) && !t->peer_wait && casl__tbuf_size(&t->held) > 0 &&
+      !write_held(t))
     (void)emit_pending(t);
   maybe_shutdown(t);
 }
@@ -535,7 +546,8 @@ int casl_tls_write(casl_tls *t, const char *buf, size_t len) {
     return CASL_ECLOSED;
   if (len == 0)
     return 0;
-  if (!t->hs_done || casl__tbuf_size(&t->held) > 0 || t->in_write)
+  if (!t->hs_done || t->peer_wait || casl__tbuf_size(&t->held) > 0 ||
+      t->in_write)
     return casl__tbuf_append(&t->held, buf, len);
   enter(t);
   while (len > 0 && !dead(t)) {
@@ -592,11 +604,11 @@ int casl_tls_eof(casl_tls *t) {
   if (t->peer_closed) {
     /* close_notify was seen and reported: a clean end. */
   } else if (!t->started || t->sni_wait) {
-    fail_text(t, CASL_ETLS, "connection closed during the TLS handshake");
+    fail_text(t, CASL_ETLSEOF, "connection closed during the TLS handshake");
   } else {
     pump(t);
     if (!dead(t) && !t->peer_closed)
-      fail_text(t, t->hs_done ? CASL_ETRUNCATED : CASL_ETLS,
+      fail_text(t, t->hs_done ? CASL_ETRUNCATED : CASL_ETLSEOF,
                 t->hs_done
                     ? "connection closed without a TLS close_notify (truncated)"
                     : "connection closed during the TLS handshake");
@@ -621,6 +633,25 @@ int casl_tls_sni_select(casl_tls *t, casl_tls_ctx *ctx) {
   t->sni_wait = 0;
   t->sni_done = 1;
   pump(t);
+  return leave(t, 0);
+}
+
+int casl_tls_peer_checked(casl_tls *t, const char *reason) {
+  if (t == NULL)
+    return CASL_EINVAL;
+  if (dead(t))
+    return CASL_ECLOSED;
+  if (!t->peer_wait)
+    return CASL_ESTATE;
+  enter(t);
+  t->peer_wait = 0;
+  if (reason != NULL) {
+    fail_text(t, CASL_EVERIFY, reason);
+    return leave(t, 0);
+  }
+  if (!write_held(t))
+    (void)emit_pending(t);
+  maybe_shutdown(t);
   return leave(t, 0);
 }
 

@@ -6,9 +6,10 @@
  *   tls-util.c       byte buffers, OpenSSL error text, one-time set-up
  *   tls-config.c     contexts: creation, reference counts, protocol
  *                    options, ciphers, groups, versions
- *   tls-keypair.c    certificates and private keys
- *   tls-verify.c     trust anchors and peer verification modes
- *   tls-session.c    client session cache, server SNI, ALPN, key log
+ *   tls-keypair.c    certificates and private keys (PEM, DER, PKCS#12)
+ *   tls-verify.c     trust anchors, verification modes, CRLs, pins, OCSP
+ *   tls-session.c    client session cache, ticket keys, server SNI,
+ *                    ALPN, key log
  *   tls-bio.c        the BIO between OpenSSL and the filter's buffers
  *   tls-filter.c     the filter: one connection's state machine
  *   tls-conninfo.c   what a connection negotiated, the peer certificate
@@ -45,6 +46,24 @@ struct session_entry {
   uint64_t stamp; /* last use, for LRU eviction */
 };
 
+/* A session-ticket key (CASL_TICKET_KEY_LEN bytes on the wire). */
+struct ticket_key {
+  unsigned char name[16];
+  unsigned char hmac[32];
+  unsigned char aes[32];
+};
+
+/* A context's ticket keys, shared by contexts that copy them (reloads). */
+struct ticket_keys {
+  atomic_long refs;
+  pthread_mutex_t lock;
+  struct ticket_key *keys; /* keys[0] issues */
+  size_t n;
+  int own;         /* random keys of our own, replaced every lifetime */
+  uint64_t born;   /* own: when keys[0] was made (seconds) */
+  uint64_t lifetime;
+};
+
 struct casl_tls_ctx {
   SSL_CTX *ssl_ctx;
   atomic_long refs;
@@ -72,6 +91,16 @@ struct casl_tls_ctx {
   casl_tls_keylog_cb keylog_cb;
   void *keylog_ud;
   char *keylog_path;
+  /* verification beyond OpenSSL's (tls-verify.c) */
+  unsigned char *pins; /* SHA-256 digests of SPKI, 32 bytes each */
+  size_t npins;
+  int peer_check;      /* hold data until casl_tls_peer_checked */
+  int crl_mode;        /* CASL_CRL_* */
+  int ocsp_mode;       /* client: CASL_OCSP_* */
+  unsigned char *ocsp_der; /* server: the response to staple */
+  size_t ocsp_len;
+  /* server: session-ticket keys (tls-session.c), NULL until needed */
+  struct ticket_keys *tickets;
 };
 
 struct casl_tls {
@@ -94,6 +123,9 @@ struct casl_tls {
   unsigned sni_done : 1;    /* the SNI choice is made */
   unsigned in_write : 1;    /* inside write_held (no nested SSL_write) */
   unsigned in_emit : 1;     /* inside emit_pending */
+  unsigned peer_wait : 1;   /* handshake done, waiting for
+                               casl_tls_peer_checked */
+  unsigned ocsp_failed : 1; /* the client's OCSP check failed (err set) */
   /* input: `in' (owned, older) then ext_ptr/ext_len (the caller's) */
   struct buf in;
   const char *ext_ptr;
@@ -110,6 +142,12 @@ struct casl_tls {
   char *alpn;
   int have_cert;
   casl_tls_cert_info cert;
+  casl_tls_cert_info *chain; /* casl_tls_peer_chain, made on first use */
+  size_t nchain;
+  unsigned char *ocsp_der;   /* server: this connection's staple; client:
+                                the staple received */
+  size_t ocsp_len;
+  int ocsp_set;              /* server: ocsp_der overrides the context's */
   char err[ERR_LEN];
 };
 
@@ -166,6 +204,20 @@ int casl__tls_switch_ctx(casl_tls *t, casl_tls_ctx *child);
 /* The context whose key log settings apply to t. */
 casl_tls_ctx *casl__tls_keylog_ctx(casl_tls *t);
 
+/* Installs the session-ticket key callback on a new server context. */
+int casl__tls_tickets_init(casl_tls_ctx *ctx);
+/* Drops ctx's reference to its ticket keys. */
+void casl__tls_tickets_free(casl_tls_ctx *ctx);
+
+/* tls-verify.c */
+/* Checks the peer against ctx's pins once the handshake completed: 0, or
+ * CASL_EVERIFY with t->err set. */
+int casl__tls_check_pins(casl_tls *t);
+/* Installs the OCSP status callback on a new context. */
+void casl__tls_ocsp_init(casl_tls_ctx *ctx);
+/* Frees what tls-verify.c keeps in ctx. */
+void casl__tls_verify_free(casl_tls_ctx *ctx);
+
 /* tls-bio.c */
 /* A BIO reading t's input and writing t's output, or NULL. */
 BIO *casl__tls_bio_new(casl_tls *t);
@@ -173,5 +225,7 @@ BIO *casl__tls_bio_new(casl_tls *t);
 /* tls-conninfo.c */
 /* Frees the strings of a cached peer certificate. */
 void casl__tls_cert_info_free(casl_tls_cert_info *c);
+/* Frees the cached peer chain. */
+void casl__tls_chain_free(casl_tls *t);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include <openssl/decoder.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/x509.h>
 
 #include "tls-int.h"
@@ -261,4 +262,98 @@ int casl_tls_ctx_check_private_key(casl_tls_ctx *ctx) {
         ctx, CASL_ECONFIG, "the private key does not match the certificate", 0);
   casl__tls_ctx_ok(ctx);
   return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* PKCS#12                                                                   */
+
+int casl_tls_ctx_use_pkcs12_mem(casl_tls_ctx *ctx, const char *data,
+                                size_t len, const char *password) {
+  const unsigned char *p = (const unsigned char *)data;
+  PKCS12 *p12 = NULL;
+  EVP_PKEY *pkey = NULL;
+  X509 *cert = NULL;
+  STACK_OF(X509) *ca = NULL;
+  int rc = 0, i;
+  if (ctx == NULL || data == NULL || len > INT32_MAX)
+    return CASL_EINVAL;
+  ERR_clear_error();
+  p12 = d2i_PKCS12(NULL, &p, (long)len);
+  if (p12 == NULL) {
+    rc = casl__tls_ctx_fail(ctx, CASL_ECONFIG, "not PKCS#12 (.p12/.pfx) data",
+                            0);
+    goto done;
+  }
+  if (!PKCS12_verify_mac(p12, password, -1) &&
+      !(password == NULL && PKCS12_verify_mac(p12, "", 0))) {
+    rc = casl__tls_ctx_fail(ctx, CASL_ECONFIG,
+                            password != NULL
+                                ? "could not open the PKCS#12 data (wrong "
+                                  "password?)"
+                                : "could not open the PKCS#12 data (it needs "
+                                  "a password: pass :password)",
+                            0);
+    goto done;
+  }
+  if (!PKCS12_parse(p12, password != NULL ? password : "", &pkey, &cert,
+                    &ca) ||
+      pkey == NULL || cert == NULL) {
+    rc = casl__tls_ctx_fail(
+        ctx, CASL_ECONFIG,
+        "the PKCS#12 data holds no certificate with its private key", 0);
+    goto done;
+  }
+  if (!SSL_CTX_use_certificate(ctx->ssl_ctx, cert) ||
+      !SSL_CTX_clear_chain_certs(ctx->ssl_ctx)) {
+    rc = casl__tls_ctx_fail(ctx, CASL_ECONFIG,
+                            "the PKCS#12 certificate was rejected", 1);
+    goto done;
+  }
+  for (i = 0; ca != NULL && i < sk_X509_num(ca); i++) {
+    if (!SSL_CTX_add1_chain_cert(ctx->ssl_ctx, sk_X509_value(ca, i))) {
+      rc = casl__tls_ctx_fail(ctx, CASL_ECONFIG,
+                              "a PKCS#12 chain certificate was rejected", 1);
+      goto done;
+    }
+  }
+  if ((rc = check_after_cert(ctx)) != 0)
+    goto done;
+  if (!SSL_CTX_use_PrivateKey(ctx->ssl_ctx, pkey)) {
+    rc = mismatch(ctx);
+    goto done;
+  }
+  ctx->key_type = EVP_PKEY_get_base_id(pkey);
+  if ((rc = check_after_key(ctx)) == 0)
+    casl__tls_ctx_ok(ctx);
+done:
+  ERR_clear_error();
+  EVP_PKEY_free(pkey);
+  X509_free(cert);
+  sk_X509_pop_free(ca, X509_free);
+  PKCS12_free(p12);
+  return rc;
+}
+
+int casl_tls_ctx_use_pkcs12_file(casl_tls_ctx *ctx, const char *path,
+                                 const char *password) {
+  char *data, what[ERR_LEN + 600];
+  size_t len = 0;
+  int rc;
+  if (ctx == NULL || path == NULL)
+    return CASL_EINVAL;
+  data = read_file(path, &len);
+  if (data == NULL) {
+    snprintf(what, sizeof(what), "could not read the PKCS#12 file %.500s: %s",
+             path, strerror(errno));
+    casl__strlcpy(ctx->err, what, sizeof(ctx->err));
+    return CASL_ECONFIG;
+  }
+  rc = casl_tls_ctx_use_pkcs12_mem(ctx, data, len, password);
+  OPENSSL_cleanse(data, len);
+  free(data);
+  if (rc != 0) {
+    snprintf(what, sizeof(what), "%.500s: %s", path, ctx->err);
+    casl__strlcpy(ctx->err, what, sizeof(ctx->err));
+  }
+  return rc;
 }

@@ -9,8 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/tls1.h>
 
 #include "tls-int.h"
@@ -417,3 +421,176 @@ void casl__tls_session_free(casl_tls_ctx *ctx) {
   free(ctx->keylog_path);
   ctx->keylog_path = NULL;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Session-ticket keys (servers)                                             */
+
+static uint64_t now_seconds(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+    return 0;
+  return (uint64_t)ts.tv_sec;
+}
+
+static void tickets_unref(struct ticket_keys *k) {
+  if (k == NULL || atomic_fetch_sub(&k->refs, 1) != 1)
+    return;
+  if (k->keys != NULL)
+    OPENSSL_cleanse(k->keys, k->n * sizeof(*k->keys));
+  free(k->keys);
+  pthread_mutex_destroy(&k->lock);
+  free(k);
+}
+
+/* Own keys: a fresh one in front each lifetime, the previous one kept so
+ * that its tickets are still accepted (and renewed).  Called locked. */
+static int tickets_rotate(struct ticket_keys *k) {
+  uint64_t now = now_seconds();
+  struct ticket_key *keys;
+  if (!k->own || (k->n > 0 && now < k->born + k->lifetime))
+    return 0;
+  keys = calloc(2, sizeof(*keys));
+  if (keys == NULL)
+    return -1;
+  if (RAND_bytes((unsigned char *)&keys[0], sizeof(keys[0])) <= 0) {
+    free(keys);
+    return -1;
+  }
+  if (k->n > 0)
+    keys[1] = k->keys[0];
+  if (k->keys != NULL)
+    OPENSSL_cleanse(k->keys, k->n * sizeof(*k->keys));
+  free(k->keys);
+  k->keys = keys;
+  k->n = k->n > 0 ? 2 : 1;
+  k->born = now;
+  return 0;
+}
+
+static int ticket_mac_init(EVP_MAC_CTX *hctx, const struct ticket_key *key) {
+  OSSL_PARAM params[3];
+  params[0] = OSSL_PARAM_construct_octet_string(
+      OSSL_MAC_PARAM_KEY, (void *)key->hmac, sizeof(key->hmac));
+  params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                               (char *)"SHA256", 0);
+  params[2] = OSSL_PARAM_construct_end();
+  return EVP_MAC_CTX_set_params(hctx, params);
+}
+
+/* OpenSSL's ticket callback: 1 (ticket ok / made), 2 (ok, renew it), 0 (not
+ * ours: full handshake), -1 (failure). */
+static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv,
+                     EVP_CIPHER_CTX *ectx, EVP_MAC_CTX *hctx, int enc) {
+  casl_tls *t = casl__tls_of(ssl);
+  struct ticket_keys *k;
+  size_t i;
+  int rc = -1;
+  if (t == NULL || (k = t->ctx->tickets) == NULL)
+    return -1;
+  pthread_mutex_lock(&k->lock);
+  if (tickets_rotate(k) != 0 || k->n == 0)
+    goto done;
+  if (enc) {
+    const struct ticket_key *key = &k->keys[0];
+    memcpy(key_name, key->name, sizeof(key->name));
+    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) > 0 &&
+        EVP_EncryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, key->aes, iv) &&
+        ticket_mac_init(hctx, key))
+      rc = 1;
+    goto done;
+  }
+  rc = 0;
+  for (i = 0; i < k->n; i++) {
+    const struct ticket_key *key = &k->keys[i];
+    if (memcmp(key_name, key->name, sizeof(key->name)) != 0)
+      continue;
+    /* A TLS 1.3 client uses a ticket once: always send it a new one (as
+     * OpenSSL does with its own keys). */
+    if (ticket_mac_init(hctx, key) &&
+        EVP_DecryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, key->aes, iv))
+      rc = i == 0 && SSL_version(ssl) < TLS1_3_VERSION ? 1 : 2;
+    else
+      rc = -1;
+    break;
+  }
+done:
+  pthread_mutex_unlock(&k->lock);
+  return rc;
+}
+
+int casl__tls_tickets_init(casl_tls_ctx *ctx) {
+  struct ticket_keys *k = calloc(1, sizeof(*k));
+  if (k == NULL)
+    return CASL_ENOMEM;
+  if (pthread_mutex_init(&k->lock, NULL) != 0) {
+    free(k);
+    return CASL_ENOMEM;
+  }
+  atomic_init(&k->refs, 1);
+  k->own = 1;
+  k->lifetime = 3600;
+  ctx->tickets = k;
+  if (!SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx->ssl_ctx, ticket_cb)) {
+    ERR_clear_error();
+    return CASL_ENOMEM;
+  }
+  return 0;
+}
+
+void casl__tls_tickets_free(casl_tls_ctx *ctx) {
+  tickets_unref(ctx->tickets);
+  ctx->tickets = NULL;
+}
+
+int casl_tls_ctx_set_ticket_keys(casl_tls_ctx *ctx, const unsigned char *keys,
+                                 size_t n) {
+  struct ticket_keys *k;
+  struct ticket_key *copy = NULL;
+  if (ctx == NULL || ctx->tickets == NULL || (n > 0 && keys == NULL) ||
+      n > 1024)
+    return CASL_EINVAL;
+  k = ctx->tickets;
+  if (n > 0) {
+    copy = malloc(n * sizeof(*copy));
+    if (copy == NULL)
+      return CASL_ENOMEM;
+    memcpy(copy, keys, n * sizeof(*copy));
+  }
+  pthread_mutex_lock(&k->lock);
+  if (k->keys != NULL)
+    OPENSSL_cleanse(k->keys, k->n * sizeof(*k->keys));
+  free(k->keys);
+  k->keys = copy;
+  k->n = n;
+  k->own = n == 0;
+  k->born = 0;
+  pthread_mutex_unlock(&k->lock);
+  casl__tls_ctx_ok(ctx);
+  return 0;
+}
+
+int casl_tls_ctx_set_ticket_lifetime(casl_tls_ctx *ctx, uint64_t seconds) {
+  if (ctx == NULL || ctx->tickets == NULL || seconds == 0)
+    return CASL_EINVAL;
+  pthread_mutex_lock(&ctx->tickets->lock);
+  ctx->tickets->lifetime = seconds;
+  pthread_mutex_unlock(&ctx->tickets->lock);
+  casl__tls_ctx_ok(ctx);
+  return 0;
+}
+
+int casl_tls_ctx_copy_ticket_keys(casl_tls_ctx *dst, casl_tls_ctx *src) {
+  if (dst == NULL || src == NULL || dst->tickets == NULL ||
+      src->tickets == NULL)
+    return CASL_EINVAL;
+  if (dst->tickets != src->tickets) {
+    atomic_fetch_add(&src->tickets->refs, 1);
+    tickets_unref(dst->tickets);
+    dst->tickets = src->tickets;
+  }
+  casl__tls_ctx_ok(dst);
+  return 0;
+}
+
+_Static_assert(sizeof(struct ticket_key) == CASL_TICKET_KEY_LEN,
+               "a ticket key is CASL_TICKET_KEY_LEN bytes");

@@ -73,6 +73,7 @@ static const struct {
     {CASL_EINVAL, "EINVAL", "invalid argument"},
     {CASL_ECLOSED, "ECLOSED", "closed"},
     {CASL_ESTATE, "ESTATE", "not allowed in the current state"},
+    {CASL_ETLSEOF, "ETLSEOF", "connection closed during the TLS handshake"},
 };
 
 const char *casl_strerror(int code) {

@@ -25,6 +25,17 @@
 #   beta.pem beta.key beta-chain.pem      DNS:beta.test, DNS:*.beta.test
 #   cadir/                    hashed directory holding ca.pem (for CA paths)
 #   ca-bundle.pem             ca.pem (root only; the int comes from the peer)
+#   server.p12                server.pem + server.key + int.pem, PKCS#12,
+#                             password "secret"
+#   revoked.pem revoked.key revoked-chain.pem   localhost leaf from int, revoked
+#   client-revoked.pem client-revoked.key       client cert from int, revoked
+#   int2.pem int2.key         a second intermediate from the root, revoked
+#   int2leaf.pem int2leaf.key int2leaf-chain.pem   localhost leaf from int2
+#   int-crl.pem ca-crl.pem int2-crl.pem   each CA's CRL; crl-all.pem: all three
+#   ocsp-good.der             OCSP response (signed by int) for server.pem: good
+#   ocsp-revoked.der          the same for revoked.pem: revoked
+#   ocsp-other.der            a good response about nameonly.pem
+#   ocsp-badsig.der           a response for server.pem signed by other-ca
 set -eu
 dir=${1:?usage: make-certs.sh DIR}
 mkdir -p "$dir"
@@ -113,7 +124,7 @@ leaf() {
     ossl ca -batch -config ca.cnf -cert "$signer.pem" -keyfile "$signer.key" \
       -extensions "$ext" -days 3650 -in "$name.csr" -out "$name.pem" -notext
   fi
-  if [ "$signer" = int ]; then cat "$name.pem" int.pem > "$name-chain.pem"; fi
+  case $signer in int|int2) cat "$name.pem" $signer.pem > "$name-chain.pem" ;; esac
 }
 
 leaf server int v3_server localhost "DNS:localhost,IP:127.0.0.1,IP:::1"
@@ -129,6 +140,32 @@ leaf client-untrusted other-ca v3_client "casl untrusted client" ""
 leaf alpha int v3_server alpha.test "DNS:alpha.test"
 leaf beta int v3_server beta.test "DNS:beta.test,DNS:*.beta.test"
 
+# revocation: leaves revoked by int, an intermediate revoked by the root
+leaf revoked int v3_server localhost "DNS:localhost,IP:127.0.0.1,IP:::1"
+leaf client-revoked int v3_client "casl revoked client" ""
+eckey int2.key
+ossl req -new -config ca.cnf -key int2.key -subj "/O=cl-async-ssl tests/CN=casl test intermediate 2" -out int2.csr
+ossl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -extensions v3_int \
+  -days 3650 -in int2.csr -out int2.pem -notext
+leaf int2leaf int2 v3_server localhost "DNS:localhost,IP:127.0.0.1,IP:::1"
+ossl ca -config ca.cnf -cert int.pem -keyfile int.key -revoke revoked.pem
+ossl ca -config ca.cnf -cert int.pem -keyfile int.key -revoke client-revoked.pem
+ossl ca -config ca.cnf -cert ca.pem -keyfile ca.key -revoke int2.pem
+for c in ca int int2; do
+  ossl ca -gencrl -config ca.cnf -cert $c.pem -keyfile $c.key -crldays 3650 -out $c-crl.pem
+done
+cat int-crl.pem ca-crl.pem int2-crl.pem > crl-all.pem
+
+# OCSP responses (int signs for its own leaves)
+ocsp() {
+  ossl ocsp -index index.txt -rsigner "$1.pem" -rkey "$1.key" -CA int.pem \
+    -issuer int.pem -cert "$2" -ndays 3650 -respout "$3"
+}
+ocsp int server.pem ocsp-good.der
+ocsp int revoked.pem ocsp-revoked.der
+ocsp int nameonly.pem ocsp-other.der
+ocsp other-ca server.pem ocsp-badsig.der
+
 eckey selfsigned.key
 ossl req -new -x509 -config ca.cnf -key selfsigned.key -days 3650 \
   -subj "/O=cl-async-ssl tests/CN=localhost" \
@@ -139,6 +176,8 @@ cat server-chain.pem server.key > certkey.pem
 ossl pkcs8 -topk8 -nocrypt -in server.key -outform DER -out server.key.der
 ossl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:secret -in server.key -out server-enc.key
 cp ca.pem ca-bundle.pem
+ossl pkcs12 -export -in server.pem -inkey server.key -certfile int.pem \
+  -passout pass:secret -out server.p12
 mkdir -p cadir
 cp ca.pem cadir/ca.pem
 ossl rehash cadir || c_rehash cadir >/dev/null

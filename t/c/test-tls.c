@@ -293,13 +293,13 @@ TEST_IMPL(tls_eof_during_handshake) {
   ASSERT(p.c.qlen > 0);
   ASSERT_OK(casl_tls_eof(p.c.t));
   ASSERT_EQ(p.c.errors, 1);
-  ASSERT_EQ(p.c.error_code, CASL_ETLS);
+  ASSERT_EQ(p.c.error_code, CASL_ETLSEOF);
   ASSERT(strstr(p.c.err, "handshake") != NULL);
   /* a server that got half a ClientHello, then EOF */
   ASSERT_OK(casl_tls_feed(p.s.t, p.c.q, p.c.qlen / 2));
   ASSERT_OK(casl_tls_eof(p.s.t));
   ASSERT_EQ(p.s.errors, 1);
-  ASSERT_EQ(p.s.error_code, CASL_ETLS);
+  ASSERT_EQ(p.s.error_code, CASL_ETLSEOF);
   ASSERT_EQ(p.s.handshakes, 0);
   tpair_free(&p);
   casl_tls_ctx_unref(cc);
