@@ -20,7 +20,8 @@ STRESS_SIZE ?= full
 
 # Debian packages every target needs (installed when missing).
 DEPS = make gcc pkg-config sbcl cl-cffi cl-fiveam cl-babel cl-alexandria \
-       cl-bordeaux-threads cl-trivial-gray-streams libuv1-dev libssl-dev openssl
+       cl-bordeaux-threads cl-trivial-gray-streams libuv1-dev libssl-dev openssl \
+       ca-certificates
 ASAN_DEPS = libasan8 libubsan1
 VALGRIND_DEPS = valgrind
 FUZZ_DEPS = clang libclang-rt-14-dev

@@ -114,6 +114,7 @@ C shim over libuv.  TLS is the system cl-async-ssl."
                              (:file "base")
                              (:file "util")
                              (:file "conditions")
+                             (:file "arguments")
                              (:file "event-loop")
                              (:file "event")
                              (:file "notify")

@@ -93,6 +93,9 @@ CASL_EXTERN int casl_tcp_start_tls(casl_tcp *c, casl_tls_ctx *ctx, int server,
 CASL_EXTERN casl_tls *casl_tcp_tls(casl_tcp *c);
 /* Answers a `sni' event (ctx NULL: the server's default). */
 CASL_EXTERN int casl_tcp_sni_select(casl_tcp *c, casl_tls_ctx *ctx);
+/* casl_tls_peer_checked on c's filter (reason NULL: the peer is accepted
+ * and the data held since the handshake goes out). */
+CASL_EXTERN int casl_tcp_peer_checked(casl_tcp *c, const char *reason);
 
 /* ------------------------------------------------------------------------ */
 /* Pipes (unix domain sockets)                                               */

@@ -133,9 +133,12 @@ CASL_EXTERN int casl_tls_ctx_set_alpn(casl_tls_ctx *ctx,
  * The context keeps a reference to child. */
 CASL_EXTERN int casl_tls_ctx_add_sni(casl_tls_ctx *ctx, const char *pattern,
                                      casl_tls_ctx *child);
-/* Server SNI decided by the application: for every ClientHello whose name
- * matches no casl_tls_ctx_add_sni entry, the filter pauses and calls its
- * `sni' callback; the handshake resumes with casl_tls_sni_select. */
+/* Server SNI decided by the application: with on 1, for every
+ * ClientHello whose name matches no casl_tls_ctx_add_sni entry, the filter
+ * pauses and calls its `sni' callback; the handshake resumes with
+ * casl_tls_sni_select.  With on 2 it asks for every ClientHello, after a
+ * matching entry's context was chosen (answering NULL keeps that one), so
+ * the application can also set the connection's OCSP staple.  0: off. */
 CASL_EXTERN int casl_tls_ctx_set_sni_ask(casl_tls_ctx *ctx, int on);
 
 /* Client session resumption: filters created with a session key offer the

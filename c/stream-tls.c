@@ -129,3 +129,14 @@ int casl_tcp_sni_select(casl_tcp *c, casl_tls_ctx *ctx) {
   casl__loop_mark_dirty(&c->h);
   return rc;
 }
+
+int casl_tcp_peer_checked(casl_tcp *c, const char *reason) {
+  int rc;
+  if (c->tls == NULL)
+    return CASL_ESTATE;
+  if (c->h.flags & CASL_HF_CLOSING)
+    return CASL_ECLOSED;
+  rc = casl_tls_peer_checked(c->tls, reason);
+  casl__loop_mark_dirty(&c->h);
+  return rc;
+}

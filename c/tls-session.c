@@ -160,6 +160,10 @@ int casl__tls_client_hello_cb(SSL *ssl, int *al, void *arg) {
           *al = SSL_AD_INTERNAL_ERROR;
           return SSL_CLIENT_HELLO_ERROR;
         }
+        if (t->ctx->sni_ask == 2 && t->cbs.sni != NULL) {
+          t->sni_wait = 1; /* asked every time, the entry chosen first */
+          return SSL_CLIENT_HELLO_RETRY;
+        }
         t->sni_done = 1;
         return SSL_CLIENT_HELLO_SUCCESS;
       }
@@ -340,9 +344,9 @@ int casl_tls_ctx_add_sni(casl_tls_ctx *ctx, const char *pattern,
 }
 
 int casl_tls_ctx_set_sni_ask(casl_tls_ctx *ctx, int on) {
-  if (ctx == NULL || !ctx->server)
+  if (ctx == NULL || !ctx->server || on < 0 || on > 2)
     return CASL_EINVAL;
-  ctx->sni_ask = on != 0;
+  ctx->sni_ask = on;
   if (ctx->adopted && on)
     SSL_CTX_set_client_hello_cb(ctx->ssl_ctx, casl__tls_client_hello_cb, NULL);
   casl__tls_ctx_ok(ctx);

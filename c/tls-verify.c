@@ -330,15 +330,14 @@ static int staple(casl_tls *t, SSL *ssl) {
   const unsigned char *der = NULL;
   unsigned char *copy;
   size_t len = 0;
+  /* The connection's, else its context's (an SNI child's own: a
+   * response is about one certificate). */
   if (t->ocsp_set) {
     der = t->ocsp_der;
     len = t->ocsp_len;
-  } else if (t->cur_ctx->ocsp_len > 0) {
+  } else {
     der = t->cur_ctx->ocsp_der;
     len = t->cur_ctx->ocsp_len;
-  } else {
-    der = t->ctx->ocsp_der;
-    len = t->ctx->ocsp_len;
   }
   if (len == 0)
     return SSL_TLSEXT_ERR_NOACK;

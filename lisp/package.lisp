@@ -127,7 +127,8 @@ defines everything it exports.")
    #:socket-error-condition #:socket-label #:deliver-socket-event
    #:socket-server-c #:socket-host #:socket-port #:socket-connected
    #:socket-direction #:socket-connect-cb #:socket-event-cb
-   #:socket-server-event-cb #:timeout-ms #:split-event-cb))
+   #:socket-server-event-cb #:socket-server-closed #:timeout-ms #:split-event-cb
+   #:check-keywords))
 
 (defpackage #:cl-async
   (:use #:cl #:cl-async-base #:cl-async-util #:cl-async-ext)
@@ -182,6 +183,8 @@ the API of the original cl-async.")
    #:async-stream #:stream-socket #:async-input-stream
    #:async-output-stream #:async-io-stream
    #:*send-errors-to-eventcb*
+   ;; bad arguments
+   #:argument-error #:argument-error-function #:argument-error-argument
    ;; pipes (unix domain sockets)
    #:pipe #:pipe-server #:pipe-connect #:pipe-not-found
    ;; signal handlers

@@ -102,12 +102,14 @@ the port) returns."
 with ARGS (strings)."
   `(call-with-openssl-server (list ,@args) (lambda (,port) ,@body)))
 
-(defun run-openssl-client (port input args)
-  "Starts `openssl s_client' against 127.0.0.1:PORT with ARGS, writes
-INPUT to it; returns the process (output is read with PROCESS-OUTPUT-TEXT)."
+(defun run-openssl-client (port input args &key (quiet t))
+  "Starts `openssl s_client' against 127.0.0.1:PORT with ARGS (and -quiet
+unless QUIET is nil), writes INPUT to it; returns the process (output is
+read with PROCESS-OUTPUT-TEXT)."
   (let ((p (uiop:launch-program
             (append (list "openssl" "s_client" "-connect"
-                          (format nil "127.0.0.1:~a" port) "-quiet")
+                          (format nil "127.0.0.1:~a" port))
+                    (and quiet (list "-quiet"))
                     args)
             :input :stream :output :stream :error-output :stream)))
     (write-string input (uiop:process-info-input p))

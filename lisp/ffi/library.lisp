@@ -84,6 +84,8 @@ interrupts deferred."
 (defconstant +einval+ -30006 "CASL_EINVAL.")
 (defconstant +eclosed+ -30007 "CASL_ECLOSED: the object is closed.")
 (defconstant +estate+ -30008 "CASL_ESTATE: not allowed in this state.")
+(defconstant +etlseof+ -30009
+  "CASL_ETLSEOF: the transport ended during the TLS handshake.")
 
 (defc strerror "casl_strerror" :string (code :int))
 (defc err-name "casl_err_name" :string (code :int))

@@ -71,4 +71,13 @@ into conditions.  Nothing outside lisp/ffi/ touches CFFI.")
    ;; tls connection queries
    #:tls-error #:tls-handshake-done-p #:tls-protocol #:tls-cipher #:tls-alpn
    #:tls-server-name #:tls-session-reused-p #:tls-verify-result
-   #:tls-verify-string #:tls-peer-cert))
+   #:tls-verify-string #:tls-peer-cert #:tls-peer-chain #:tls-ocsp-response
+   #:tcp-peer-checked #:tls-set-ocsp-response #:+etlseof+
+   ;; production TLS settings
+   #:tls-ctx-use-pkcs12-file #:tls-ctx-use-pkcs12-mem #:tls-ctx-load-crl-file
+   #:tls-ctx-load-crl-mem #:tls-ctx-set-crl-check #:tls-ctx-set-pins
+   #:tls-ctx-set-peer-check #:tls-ctx-set-ticket-keys
+   #:tls-ctx-set-ticket-lifetime #:tls-ctx-copy-ticket-keys
+   #:tls-ctx-set-ocsp-response #:tls-ctx-set-ocsp
+   #:+crl-none+ #:+crl-leaf+ #:+crl-chain+ #:+ocsp-off+ #:+ocsp-ask+
+   #:+ocsp-require+ #:+ticket-key-length+))

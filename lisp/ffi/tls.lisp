@@ -52,7 +52,7 @@
 (defc tls-ctx-add-sni "casl_tls_ctx_add_sni" :int
   (ctx :pointer) (pattern nullable-string) (child :pointer))
 (defc tls-ctx-set-sni-ask "casl_tls_ctx_set_sni_ask" :int
-  (ctx :pointer) (on :boolean))
+  (ctx :pointer) (mode :int))
 (defc tls-ctx-set-session-cache "casl_tls_ctx_set_session_cache" :int
   (ctx :pointer) (max :int))
 (defc tls-ctx-set-keylog-file "casl_tls_ctx_set_keylog_file" :int
@@ -139,15 +139,126 @@ know it."
 
 (defc %tls-peer-cert "casl_tls_peer_cert" :int (tls :pointer) (out :pointer))
 
+(defun cert-info-plist (info)
+  (cffi:with-foreign-slots ((subject issuer sans not-before not-after
+                                     serial sha256 pem)
+                            info (:struct casl-cert-info))
+    (list :subject subject :issuer issuer :sans sans
+          :not-before not-before :not-after not-after
+          :serial serial :sha256 sha256 :pem pem)))
+
 (defun tls-peer-cert (tls)
   "The peer certificate as a plist of raw fields (times as Unix times, SANs
 one per line), or nil."
   (cffi:with-foreign-object (out :pointer)
     (when (zerop (%tls-peer-cert tls out))
-      (let ((info (cffi:mem-ref out :pointer)))
-        (cffi:with-foreign-slots ((subject issuer sans not-before not-after
-                                           serial sha256 pem)
-                                  info (:struct casl-cert-info))
-          (list :subject subject :issuer issuer :sans sans
-                :not-before not-before :not-after not-after
-                :serial serial :sha256 sha256 :pem pem))))))
+      (cert-info-plist (cffi:mem-ref out :pointer)))))
+
+(defc %tls-peer-chain "casl_tls_peer_chain" :int
+  (tls :pointer) (out :pointer) (n :pointer))
+
+(defun tls-peer-chain (tls)
+  "The peer's chain, leaf first (the verified chain when it was
+verified), as a list of plists like TLS-PEER-CERT's, or nil."
+  (cffi:with-foreign-objects ((out :pointer) (n :size))
+    (when (zerop (%tls-peer-chain tls out n))
+      (loop :with array := (cffi:mem-ref out :pointer)
+            :for i :below (cffi:mem-ref n :size)
+            :collect (cert-info-plist
+                      (cffi:mem-aptr array '(:struct casl-cert-info) i))))))
+
+(defc %tls-ocsp-response "casl_tls_ocsp_response" :pointer
+  (tls :pointer) (len :pointer))
+
+(defun tls-ocsp-response (tls)
+  "The OCSP response the server stapled (an octet vector), or nil."
+  (cffi:with-foreign-object (len :size)
+    (let ((p (%tls-ocsp-response tls len)))
+      (unless (cffi:null-pointer-p p)
+        (let ((octets (make-array (cffi:mem-ref len :size)
+                                  :element-type '(unsigned-byte 8))))
+          (cffi:with-pointer-to-vector-data (dst octets)
+            (%memcpy dst p (length octets)))
+          octets)))))
+
+(defc %tls-peer-checked "casl_tls_peer_checked" :int
+  (tls :pointer) (reason nullable-string))
+(defc tcp-peer-checked "casl_tcp_peer_checked" :int
+  (conn :pointer) (reason nullable-string))
+(defc %tls-set-ocsp-response "casl_tls_set_ocsp_response" :int
+  (tls :pointer) (der :pointer) (len :size))
+
+(defun tls-set-ocsp-response (tls octets)
+  "Staples OCSP-response OCTETS on this server connection (nil: none)."
+  (let ((octets (or octets (make-array 0 :element-type '(unsigned-byte 8)))))
+    (with-octets-pointer (p n octets)
+      (%tls-set-ocsp-response tls p n))))
+
+;;;# Production TLS settings of contexts
+
+(defconstant +crl-none+ 0 "CASL_CRL_NONE.")
+(defconstant +crl-leaf+ 1 "CASL_CRL_LEAF.")
+(defconstant +crl-chain+ 2 "CASL_CRL_CHAIN.")
+(defconstant +ocsp-off+ 0 "CASL_OCSP_OFF.")
+(defconstant +ocsp-ask+ 1 "CASL_OCSP_ASK.")
+(defconstant +ocsp-require+ 2 "CASL_OCSP_REQUIRE.")
+(defconstant +ticket-key-length+ 80 "CASL_TICKET_KEY_LEN.")
+
+(defc tls-ctx-use-pkcs12-file "casl_tls_ctx_use_pkcs12_file" :int
+  (ctx :pointer) (path nullable-string) (password nullable-string))
+(defc %tls-ctx-use-pkcs12-mem "casl_tls_ctx_use_pkcs12_mem" :int
+  (ctx :pointer) (data :pointer) (len :size) (password nullable-string))
+(defc tls-ctx-load-crl-file "casl_tls_ctx_load_crl_file" :int
+  (ctx :pointer) (path nullable-string))
+(defc %tls-ctx-load-crl-mem "casl_tls_ctx_load_crl_mem" :int
+  (ctx :pointer) (pem :pointer) (len :size))
+(defc tls-ctx-set-crl-check "casl_tls_ctx_set_crl_check" :int
+  (ctx :pointer) (mode :int))
+(defc %tls-ctx-set-pins "casl_tls_ctx_set_pins" :int
+  (ctx :pointer) (digests :pointer) (n :size))
+(defc tls-ctx-set-peer-check "casl_tls_ctx_set_peer_check" :int
+  (ctx :pointer) (on :boolean))
+(defc %tls-ctx-set-ticket-keys "casl_tls_ctx_set_ticket_keys" :int
+  (ctx :pointer) (keys :pointer) (n :size))
+(defc tls-ctx-set-ticket-lifetime "casl_tls_ctx_set_ticket_lifetime" :int
+  (ctx :pointer) (seconds :uint64))
+(defc tls-ctx-copy-ticket-keys "casl_tls_ctx_copy_ticket_keys" :int
+  (dst :pointer) (src :pointer))
+(defc %tls-ctx-set-ocsp-response "casl_tls_ctx_set_ocsp_response" :int
+  (ctx :pointer) (der :pointer) (len :size))
+(defc tls-ctx-set-ocsp "casl_tls_ctx_set_ocsp" :int (ctx :pointer) (mode :int))
+
+(defun tls-ctx-use-pkcs12-mem (ctx octets password)
+  "Loads a certificate, its chain and key from PKCS#12 OCTETS."
+  (with-octets-pointer (p n octets)
+    (%tls-ctx-use-pkcs12-mem ctx p n password)))
+
+(defun tls-ctx-load-crl-mem (ctx octets)
+  "Adds the PEM CRLs in OCTETS."
+  (with-octets-pointer (p n octets)
+    (%tls-ctx-load-crl-mem ctx p n)))
+
+(defun tls-ctx-set-pins (ctx digests)
+  "Pins the SHA-256 digests (32-byte octet vectors) of SPKIs."
+  (let ((all (make-array (* 32 (length digests)) :element-type '(unsigned-byte 8))))
+    (loop :for d :in digests :for i :from 0
+          :do (replace all d :start1 (* 32 i)))
+    (with-octets-pointer (p n all)
+      (%tls-ctx-set-pins ctx p (floor n 32)))))
+
+(defun tls-ctx-set-ticket-keys (ctx keys)
+  "Sets the session-ticket keys: a list of 80-byte octet vectors (nil: the
+context's own random keys)."
+  (let ((all (make-array (* +ticket-key-length+ (length keys))
+                         :element-type '(unsigned-byte 8))))
+    (loop :for k :in keys :for i :from 0
+          :do (replace all k :start1 (* +ticket-key-length+ i)))
+    (with-octets-pointer (p n all)
+      (prog1 (%tls-ctx-set-ticket-keys ctx p (floor n +ticket-key-length+))
+        (fill all 0)))))
+
+(defun tls-ctx-set-ocsp-response (ctx octets)
+  "The OCSP response (octets, or nil) a server staples."
+  (let ((octets (or octets (make-array 0 :element-type '(unsigned-byte 8)))))
+    (with-octets-pointer (p n octets)
+      (%tls-ctx-set-ocsp-response ctx p n))))

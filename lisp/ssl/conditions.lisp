@@ -31,6 +31,12 @@ validity or name.  The message says what failed and what to pass."))
 close_notify: the data may have been cut short by an attacker or a crash.
 It is a TCP-EOF (the connection is over) and a TCP-SSL-ERROR."))
 
+(define-condition tcp-ssl-handshake-eof (tcp-eof tcp-ssl-error)
+  ()
+  (:documentation "The peer closed the connection during the TLS handshake
+(it gave up, or does not speak TLS).  It is a TCP-EOF, so upstream-style
+TCP-EOF handlers match, and a TCP-SSL-ERROR."))
+
 (setf (documentation 'tcp-ssl-error-reason 'function)
       "OpenSSL's text for the failure of a TCP-SSL-ERROR."
       (documentation 'tcp-ssl-verify-code 'function)

@@ -14,6 +14,10 @@
    (sni-contexts :initform nil :accessor ssl-context-sni-contexts
                  :documentation "Contexts made for :sni entries (freed
 with this one).")
+   (verify-callback :initarg :verify-callback :initform nil
+                    :accessor ssl-context-verify-callback
+                    :documentation "The :verify-callback of connections on
+this context.")
    (freed :initform nil :accessor ssl-context-freed))
   (:documentation "A reusable TLS configuration (an SSL_CTX), made by
 MAKE-SSL-CONTEXT.  Pass it as :ssl-ctx to any number of TCP-SSL-CONNECT or
@@ -41,114 +45,6 @@ Freeing twice does nothing."
     (cl-async-ffi:tls-ctx-unref (ssl-context-c context)))
   nil)
 
-(defun version-code (version which)
-  (case version
-    ((nil) 0)
-    ((:tlsv1 :tlsv1.0) #x0301)
-    (:tlsv1.1 #x0302)
-    (:tlsv1.2 #x0303)
-    (:tlsv1.3 #x0304)
-    (t (error "~a ~s: use :tlsv1.2 or :tlsv1.3 (or nil)." which version))))
-
-(defun option-bits (options)
-  (cond ((null options) 0)
-        ((integerp options) options)
-        ((listp options)
-         (dolist (o options) (check-type o integer))
-         (reduce #'logior options))
-        (t (error ":ssl-options ~s: give a list of +ssl-op-...+ constants ~
-                   or an integer." options))))
-
-(defun keytype-code (keytype)
-  (ecase keytype
-    ((:pem nil) 1)
-    ((:asn1 :der) 2)))
-
-(defun alpn-wire (protocols)
-  "The ALPN wire encoding of PROTOCOLS (a list of strings)."
-  (let ((parts (mapcar (lambda (p)
-                         (let ((o (babel:string-to-octets p :encoding :utf-8)))
-                           (unless (<= 1 (length o) 255)
-                             (error ":alpn protocol ~s: each name must be 1 to ~
-                                     255 bytes." p))
-                           o))
-                       protocols)))
-    (let ((wire (make-array (reduce #'+ parts :key (lambda (o) (1+ (length o))))
-                            :element-type '(unsigned-byte 8)))
-          (pos 0))
-      (dolist (o parts wire)
-        (setf (aref wire pos) (length o))
-        (replace wire o :start1 (1+ pos))
-        (incf pos (1+ (length o)))))))
-
-(defun keylog-path ()
-  (let ((f (or *ssl-keylog-file* (uiop:getenv "SSLKEYLOGFILE"))))
-    (and f (plusp (length (namestring f))) (namestring f))))
-
-(defun path-string (designator)
-  (and designator (namestring (merge-pathnames designator))))
-
-(defun configure-context (ctx &key server certificate key (keytype :pem) password
-                                ca-file ca-path (verify t verify-p) verify-client
-                                (ciphers nil ciphers-p) ssl-options min-version
-                                max-version alpn)
-  "Applies the keywords of MAKE-SSL-CONTEXT to the casl_tls_ctx CTX."
-  (let ((list (cond (ciphers-p ciphers)
-                    (server (concatenate 'string *ssl-default-ciphers*
-                                         *ssl-server-cipher-exclusions*))
-                    (t *ssl-default-ciphers*))))
-    (check-ctx-call ctx (cl-async-ffi:tls-ctx-set-ciphers ctx list)
-                    (format nil "cipher list ~s rejected" list)))
-  (let ((bits (option-bits ssl-options)))
-    (unless (zerop bits)
-      (check-ctx-call ctx (cl-async-ffi:tls-ctx-set-options ctx bits)
-                      ":ssl-options rejected")))
-  (when (or min-version max-version)
-    (check-ctx-call ctx (cl-async-ffi:tls-ctx-set-versions
-                         ctx (if min-version (version-code min-version :min-version) #x0303)
-                         (version-code max-version :max-version))
-                    "protocol versions rejected"))
-  (when certificate
-    (let ((path (path-string certificate)))
-      (check-ctx-call ctx (cl-async-ffi:tls-ctx-use-certificate-chain-file ctx path)
-                      (format nil "cannot load the certificate chain ~a" path))))
-  (when (or key certificate)
-    (let ((path (path-string (or key certificate))))
-      (check-ctx-call ctx (cl-async-ffi:tls-ctx-use-private-key-file
-                           ctx path (keytype-code keytype) password)
-                      (format nil "cannot load the private key ~a" path))
-      (when certificate
-        (check-ctx-call ctx (cl-async-ffi:tls-ctx-check-private-key ctx)
-                        (format nil "the key ~a does not match the certificate ~a"
-                                path (path-string certificate))))))
-  (let ((verifying (if server verify-client (if verify-p verify t))))
-    (when (and verifying (not server))
-      (check-ctx-call ctx (cl-async-ffi:tls-ctx-load-system-trust ctx)
-                      "cannot load the system trust store"))
-    (when (or ca-file ca-path)
-      (check-ctx-call ctx (cl-async-ffi:tls-ctx-load-verify-locations
-                           ctx (path-string ca-file) (path-string ca-path))
-                      (format nil "cannot load trust anchors from ~{~a~^ and ~}"
-                              (remove nil (list (path-string ca-file)
-                                                (path-string ca-path))))))
-    (check-ctx-call ctx (cl-async-ffi:tls-ctx-set-verify
-                         ctx (cond ((not verifying) 0)
-                                   ((not server) 1)
-                                   ((eq verify-client :optional) 1)
-                                   ((member verify-client '(t :require)) 2)
-                                   (t (error ":verify-client ~s: use nil, ~
-                                              :optional or :require."
-                                             verify-client))))
-                    "verification mode rejected"))
-  (when alpn
-    (check-ctx-call ctx (cl-async-ffi:tls-ctx-set-alpn ctx (alpn-wire alpn))
-                    ":alpn rejected"))
-  (let ((keylog (keylog-path)))
-    (when keylog
-      (check-ctx-call ctx (cl-async-ffi:tls-ctx-set-keylog-file ctx keylog)
-                      (format nil "cannot log keys to ~a" keylog))))
-  ctx)
-
 (defun new-context-pointer (server)
   (multiple-value-bind (ctx code) (cl-async-ffi:tls-ctx-new server)
     (unless ctx
@@ -157,39 +53,76 @@ Freeing twice does nothing."
     ctx))
 
 (defun make-ssl-context (&rest args &key server certificate key (keytype :pem)
-                                      password ca-file ca-path (verify t)
+                                      password pfx ca-file ca-path (verify t)
                                       verify-client ciphers ssl-options
-                                      min-version max-version alpn)
+                                      min-version max-version alpn crl-file
+                                      crl-check pin-sha256 verify-callback ocsp
+                                      ocsp-response ticket-keys
+                         &allow-other-keys)
   "A reusable TLS configuration (see SSL-CONTEXT).  Secure defaults: TLS 1.2
 minimum, no renegotiation, no compression, session tickets.
 
   :server         t for a server context (default: client).
-  :certificate    PEM chain file (leaf first, then intermediates); needed by
-                  servers, optional for clients (client certificates).
-  :key            private key file (default: the certificate file).
+  :certificate    PEM chain (leaf first, then intermediates): a file name
+                  (string or pathname) or octets holding it; needed by
+                  servers (or :pfx), optional for clients (a client
+                  certificate).  A list of them serves several kinds of key
+                  from one server (an RSA and an ECDSA certificate, chosen
+                  per client).
+  :key            the private key (file name or octets; a list, one per
+                  certificate; default: the key in the certificate's file).
   :keytype        :pem (default) or :asn1 (DER).
-  :password       passphrase of an encrypted key.
-  :ca-file :ca-path  trust anchors (a PEM file, a hashed directory), added
-                  to the system trust store for clients.
+  :password       passphrase of an encrypted key or of a :pfx.
+  :pfx            a PKCS#12 (.p12/.pfx) file name or its octets, instead of
+                  :certificate and :key.
+  :ca-file :ca-path  trust anchors (a PEM file or its octets; a hashed
+                  directory), added to the system trust store for clients.
   :verify         clients: verify the server's chain (default t).
   :verify-client  servers: nil (default), :optional or :require a client
                   certificate, verified against :ca-file/:ca-path.
+  :crl-file       PEM CRLs (file name or octets) checked during verification.
+  :crl-check      :leaf (default with :crl-file: the peer's certificate) or
+                  :chain (every certificate; each CA then needs its CRL).
+  :pin-sha256     list of base64 SHA-256 digests of SubjectPublicKeyInfo
+                  (\"sha256//...\" or bare): a certificate of the verified
+                  chain must match one.
+  :verify-callback  (lambda (socket chain)) run after OpenSSL verified the
+                  peer, before the connect-cb (CHAIN: certificate plists,
+                  leaf first); nil or an error fails the connection with a
+                  TCP-SSL-VERIFY-ERROR.  Our data waits until it accepts.
+  :ocsp           clients: nil (default), t (ask for a stapled OCSP response
+                  and check it) or :require (a valid one is required).
+  :ocsp-response  servers: the DER OCSP response to staple (octets or a
+                  file name).
+  :ticket-keys    servers: an 80-byte octet vector, or a list of them (the
+                  first issues tickets, all are accepted), shared by servers
+                  that resume each other's sessions.  Default: random keys
+                  of this context, replaced every *ssl-ticket-key-lifetime*.
   :ciphers        TLS 1.2 cipher list (default *ssl-default-ciphers*).
   :ssl-options    list of +ssl-op-...+ constants (OR'ed) or an integer.
   :min-version :max-version  :tlsv1.2 or :tlsv1.3.
   :alpn           list of protocol names (clients: offered; servers: in
                   order of preference).
 
-Signals TCP-SSL-ERROR if a file cannot be loaded or a setting is rejected."
-  (declare (ignore certificate key keytype password ca-file ca-path verify
-                   verify-client ciphers ssl-options min-version max-version
-                   alpn))
+Signals TCP-SSL-ERROR if a file cannot be loaded or a setting is rejected,
+and ARGUMENT-ERROR for an unknown keyword or a value of the wrong kind."
+  (declare (ignore certificate key keytype password pfx ca-file ca-path
+                   verify verify-client ciphers ssl-options min-version
+                   max-version alpn crl-file crl-check pin-sha256 ocsp
+                   ocsp-response ticket-keys))
+  (check-keywords 'make-ssl-context args *context-keywords*)
+  (check-context-keywords 'make-ssl-context args server)
+  (build-context 'make-ssl-context args server verify-callback))
+
+(defun build-context (function args server verify-callback)
+  "A new SSL-CONTEXT configured with the MAKE-SSL-CONTEXT keywords ARGS."
   (let ((ctx (new-context-pointer server)))
     (handler-bind ((error (lambda (e)
                             (declare (ignore e))
                             (cl-async-ffi:tls-ctx-unref ctx))))
-      (apply #'configure-context ctx args))
-    (make-instance 'ssl-context :pointer ctx :server server)))
+      (apply #'configure-context ctx function args))
+    (make-instance 'ssl-context :pointer ctx :server server
+                                :verify-callback verify-callback)))
 
 (defun adopt-context (pointer server)
   "Wraps a foreign SSL_CTX* made elsewhere (never freed by us)."
@@ -215,14 +148,24 @@ can be resumed.")
 (defparameter *client-context-cache-size* 64
   "How many distinct client configurations are kept.")
 
+(defun cache-key-value (value)
+  "VALUE as part of a cache key compared with EQUAL: octets as a string of
+their codes, a function as the marker :function (the callback itself is
+the socket's, not the context's)."
+  (cond ((octets-p value) (map 'string #'code-char value))
+        ((functionp value) :function)
+        ((consp value) (mapcar #'cache-key-value value))
+        (t value)))
+
 (defun cached-client-context (options)
   "The cached client context for OPTIONS (a plist of MAKE-SSL-CONTEXT
 keywords), made on first use."
-  (let ((key (append options (list :keylog (keylog-path)
-                                   :ciphers-default *ssl-default-ciphers*))))
+  (let ((key (append (mapcar #'cache-key-value options)
+                     (list :keylog (keylog-path)
+                           :ciphers-default *ssl-default-ciphers*))))
     (bt:with-lock-held (*client-contexts-lock*)
       (or (gethash key *client-contexts*)
-          (let ((context (apply #'make-ssl-context options)))
+          (let ((context (build-context 'tcp-ssl-connect options nil nil)))
             (when (>= (hash-table-count *client-contexts*)
                       *client-context-cache-size*)
               (maphash (lambda (k v)

@@ -7,7 +7,8 @@
 ;;;;   package      this package
 ;;;;   conditions   tcp-ssl-error and its subclasses; failures of context calls
 ;;;;   specials     the +ssl-op-*+ / +ssl-verify-*+ constants and the specials
-;;;;   context      ssl-context: making, configuring, caching, choosing one
+;;;;   config       checking the keywords of contexts, configuring one
+;;;;   context      ssl-context: making, adopting, caching, choosing one
 ;;;;   socket       ssl-socket: its conditions, its life, its queries
 ;;;;   client       tcp-ssl-connect
 ;;;;   server       tcp-ssl-server and SNI
@@ -25,18 +26,21 @@ tcp-ssl-server, reusable contexts, and secure defaults.")
   (:export
    ;; sockets and servers
    #:ssl-socket #:tcp-ssl-connect #:tcp-ssl-server #:start-tls
+   #:reload-ssl-server #:tcp-ssl-server-ticket-keys
    ;; contexts
    #:ssl-context #:make-ssl-context #:free-ssl-context #:ssl-context-pointer
    #:*ssl-verify-default* #:*ssl-default-ciphers*
    #:*ssl-server-cipher-exclusions* #:*ssl-keylog-file*
-   #:*ssl-handshake-timeout*
+   #:*ssl-handshake-timeout* #:*ssl-ticket-key-lifetime*
    ;; connection details
    #:ssl-socket-protocol #:ssl-socket-cipher #:ssl-socket-alpn
    #:ssl-socket-server-name #:ssl-socket-session-reused-p
-   #:ssl-socket-peer-certificate
+   #:ssl-socket-peer-certificate #:ssl-socket-peer-certificate-chain
+   #:ssl-socket-ocsp-response
    ;; conditions
    #:tcp-ssl-error #:tcp-ssl-error-reason #:tcp-ssl-verify-error
    #:tcp-ssl-verify-code #:tcp-ssl-verify-message #:tcp-ssl-truncated
+   #:tcp-ssl-handshake-eof
    ;; option constants (values from the OpenSSL headers the C library uses)
    #:+ssl-op-all+
    #:+ssl-op-no-query-mtu+

@@ -24,9 +24,16 @@ the certificate.")
    (session-key :initform nil :accessor ssl-socket-session-key)
    (handshake-timeout :initform nil :accessor ssl-socket-handshake-timeout)
    (sni-function :initform nil :accessor ssl-socket-sni-function)
+   (ocsp-function :initform nil :accessor ssl-socket-ocsp-function
+                  :documentation "The server's :ocsp-response function.")
    (details :initform nil :accessor ssl-socket-details
             :documentation "Plist of what the handshake negotiated.")
-   (peer-certificate :initform :unknown :accessor ssl-socket-peer-cert-cache))
+   (peer-certificate :initform :unknown :accessor ssl-socket-peer-cert-cache)
+   (peer-chain :initform :unknown :accessor ssl-socket-peer-chain-cache)
+   (ocsp-response :initform nil :accessor ssl-socket-ocsp-cache)
+   (verify-callback :initform nil :accessor ssl-socket-verify-callback
+                    :documentation "(lambda (socket chain)) that accepts
+the verified peer, or nil."))
   (:documentation "A socket wrapped in TLS.  Every cl-async function that
 takes a socket accepts it.  Its connect-cb runs once the TLS handshake is
 complete and the peer verified."))
@@ -38,18 +45,38 @@ complete and the peer verified."))
 
 ;;;# Conditions for TLS error codes
 
-(defun verify-hint (socket code)
-  (if (eq (socket-direction socket) :in)
-      "the client must present a certificate issued by a CA in the server's :ca-file or :ca-path"
-      (case code
-        ((62 64)
+(defun system-trust-store-empty-p ()
+  "True when OpenSSL's default trust store (Debian's, or $SSL_CERT_FILE /
+$SSL_CERT_DIR) holds no certificate."
+  (let ((file (or (uiop:getenv "SSL_CERT_FILE") "/etc/ssl/certs/ca-certificates.crt"))
+        (dir (or (uiop:getenv "SSL_CERT_DIR") "/etc/ssl/certs/")))
+    (and (not (probe-file file))
+         (null (directory (merge-pathnames "*.0" (uiop:ensure-directory-pathname dir)))))))
+
+(defun verify-hint (socket code text)
+  "What to do about verification failure CODE (TEXT: the library's)."
+  (cond ((search "pin" text)
+         "the key is not one of :pin-sha256: check the pins, or the peer changed its key")
+        ((search "OCSP" text)
+         "the peer's OCSP staple was not accepted: check its responder, or pass :ocsp nil")
+        ((search ":verify-callback" text)
+         "the :verify-callback refused the peer")
+        ((eql code 23)
+         "the certificate was revoked by its issuer: the peer needs a new one")
+        ((eql code 3)
+         "no CRL for a certificate's issuer: add it to :crl-file (with :crl-check :chain every CA needs one)")
+        ((eq (socket-direction socket) :in)
+         "the client must present a certificate issued by a CA in the server's :ca-file or :ca-path")
+        ((member code '(62 64))
          (format nil "the certificate is not valid for ~s: connect to a name ~
                       it covers, or pass :hostname with the name it was ~
                       issued for (or :verify nil)"
                  (ssl-socket-verify-name socket)))
-        ((9 10)
+        ((member code '(9 10))
          "the certificate is outside its validity period: check the clock or renew it (or pass :verify nil)")
-        (t "pass :ca-file (or :ca-path) with the CA that issued it, or :verify nil to skip verification"))))
+        ((and (member code '(2 19 20)) (system-trust-store-empty-p))
+         "the system trust store is empty: install the Debian package ca-certificates (apt-get install ca-certificates), or pass :ca-file with the CA that issued it")
+        (t "pass :ca-file (or :ca-path) with the CA that issued it, or :verify nil to skip verification")))
 
 (defun make-tls-condition (socket code text)
   (let ((tls (tls-of socket)))
@@ -61,11 +88,17 @@ complete and the peer verified."))
                              :verify-code vcode
                              :verify-message (if (zerop vcode) text vmsg)
                              :msg (format nil "~a: ~a (~a)" (socket-label socket)
-                                          text (verify-hint socket vcode)))))
+                                          text (verify-hint socket vcode text)))))
           ((eql code cl-async-ffi:+etruncated+)
            (make-condition 'tcp-ssl-truncated
                            :socket socket :code code :reason text
                            :msg (format nil "~a: ~a" (socket-label socket) text)))
+          ((eql code cl-async-ffi:+etlseof+)
+           (make-condition 'tcp-ssl-handshake-eof
+                           :socket socket :code code :reason text
+                           :msg (format nil "~a: ~a (the peer gave up, or does ~
+                                             not speak TLS)"
+                                        (socket-label socket) text)))
           (t
            (make-condition 'tcp-ssl-error
                            :socket socket :code code :reason text
@@ -73,7 +106,8 @@ complete and the peer verified."))
                                         text))))))
 
 (dolist (code (list cl-async-ffi:+etls+ cl-async-ffi:+everify+
-                    cl-async-ffi:+etruncated+ cl-async-ffi:+econfig+))
+                    cl-async-ffi:+etruncated+ cl-async-ffi:+econfig+
+                    cl-async-ffi:+etlseof+))
   (register-error-code code #'make-tls-condition))
 
 ;;;# The socket's life
@@ -104,8 +138,30 @@ complete and the peer verified."))
                   :server-name (cl-async-ffi:tls-server-name tls)
                   :session-reused (cl-async-ffi:tls-session-reused-p tls))))))
 
-(defmethod object-connected :before ((socket ssl-socket))
-  (snapshot-details socket))
+(defun check-peer (socket)
+  "Runs the socket's :verify-callback on the verified peer: nil when it
+accepts, else the reason it refused."
+  (let ((fn (ssl-socket-verify-callback socket)))
+    (handler-case
+        (if (funcall fn socket (ssl-socket-peer-certificate-chain socket))
+            nil
+            "certificate verify failed: refused by the :verify-callback")
+      (error (e)
+        (format nil "certificate verify failed: the :verify-callback ~
+                     signalled ~a: ~a" (type-of e) e)))))
+
+(defmethod object-connected :around ((socket ssl-socket))
+  ;; The handshake is complete and OpenSSL verified the peer.  With a
+  ;; :verify-callback the C side holds our data until it answered; the
+  ;; connect-cb runs only for a peer it accepted.
+  (snapshot-details socket)
+  (let ((c (socket-c socket)))
+    (if (and c (ssl-socket-verify-callback socket))
+        (let ((reason (check-peer socket)))
+          (cl-async-ffi:tcp-peer-checked c reason)
+          (unless reason
+            (call-next-method)))
+        (call-next-method))))
 
 (defmethod object-closed :after ((socket ssl-socket))
   (release-socket-context socket))
@@ -158,6 +214,22 @@ client sent; on a client, the name it sent.  Nil if none."
         :when (plusp (length line)) :collect line
         :while end))
 
+(defun certificate-plist (raw)
+  "A certificate of the C library (a plist of raw fields) as the plist
+SSL-SOCKET-PEER-CERTIFICATE documents."
+  (list :subject (getf raw :subject)
+        :issuer (getf raw :issuer)
+        :sans (split-lines (or (getf raw :sans) ""))
+        :not-before (unix-to-universal (getf raw :not-before))
+        :not-after (unix-to-universal (getf raw :not-after))
+        :serial (getf raw :serial)
+        :sha256 (getf raw :sha256)
+        :pem (getf raw :pem)))
+
+(defun handshake-tls (socket)
+  (let ((tls (tls-of socket)))
+    (and tls (cl-async-ffi:tls-handshake-done-p tls) tls)))
+
 (defun ssl-socket-peer-certificate (socket)
   "The peer's certificate as a plist, or nil if it sent none:
   :subject :issuer     RFC 2253 strings (\"CN=localhost,O=Example\")
@@ -171,16 +243,30 @@ has closed, only a value read before is still available, else nil."
   (let ((cached (ssl-socket-peer-cert-cache socket)))
     (if (not (eq cached :unknown))
         cached
-        (let ((tls (tls-of socket)))
-          (when (and tls (cl-async-ffi:tls-handshake-done-p tls))
+        (let ((tls (handshake-tls socket)))
+          (when tls
             (setf (ssl-socket-peer-cert-cache socket)
                   (let ((raw (cl-async-ffi:tls-peer-cert tls)))
-                    (and raw
-                         (list :subject (getf raw :subject)
-                               :issuer (getf raw :issuer)
-                               :sans (split-lines (or (getf raw :sans) ""))
-                               :not-before (unix-to-universal (getf raw :not-before))
-                               :not-after (unix-to-universal (getf raw :not-after))
-                               :serial (getf raw :serial)
-                               :sha256 (getf raw :sha256)
-                               :pem (getf raw :pem))))))))))
+                    (and raw (certificate-plist raw)))))))))
+
+(defun ssl-socket-peer-certificate-chain (socket)
+  "The peer's certificate chain, leaf first, as a list of plists like
+SSL-SOCKET-PEER-CERTIFICATE's: the chain OpenSSL verified (up to the trust
+anchor) when the peer was verified, else the certificates it sent; nil if
+it sent none.  Cached like SSL-SOCKET-PEER-CERTIFICATE."
+  (let ((cached (ssl-socket-peer-chain-cache socket)))
+    (if (not (eq cached :unknown))
+        cached
+        (let ((tls (handshake-tls socket)))
+          (when tls
+            (setf (ssl-socket-peer-chain-cache socket)
+                  (mapcar #'certificate-plist
+                          (cl-async-ffi:tls-peer-chain tls))))))))
+
+(defun ssl-socket-ocsp-response (socket)
+  "On a client asking with :ocsp: the DER OCSP response the server stapled
+(an octet vector, checked before the connect-cb), or nil if none came."
+  (or (ssl-socket-ocsp-cache socket)
+      (let ((tls (tls-of socket)))
+        (and tls (setf (ssl-socket-ocsp-cache socket)
+                       (cl-async-ffi:tls-ocsp-response tls))))))

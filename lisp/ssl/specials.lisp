@@ -65,6 +65,12 @@ list unchanged.")
   "Seconds a TLS handshake may take before the connection is closed with a
 TCP-TIMEOUT (the default of :handshake-timeout; nil: no limit).")
 
+(defvar *ssl-ticket-key-lifetime* 3600
+  "Seconds a server's own session-ticket key issues tickets before a new
+random key replaces it (the previous one is still accepted for as long,
+so tickets stay usable across one rotation).  Read when a server context is
+made; servers given :ticket-keys use those instead.")
+
 (defvar *ssl-keylog-file* nil
   "A file to append NSS key log lines to, so Wireshark can decrypt captured
 traffic (nil: the SSLKEYLOGFILE environment variable, if set).  Debugging

@@ -20,11 +20,12 @@ if given, runs once the handshake is complete.
 Data written before the call goes out first as plaintext (write the
 protocol's \"go ahead\" reply, then call START-TLS); data received and
 not yet handed to the read-cb is fed to TLS.  Writes made after the call
-are held until the handshake completes.  Returns SOCKET."
-  (let* ((socket (if (typep socket 'async-stream) (stream-socket socket) socket))
-         (options (copy-list args)))
-    (dolist (k '(:server :connect-cb :hostname :handshake-timeout :session))
-      (remf options k))
+are held until the handshake completes.  An unknown keyword signals an
+ARGUMENT-ERROR.  Returns SOCKET."
+  (check-keywords 'start-tls args
+                  (append '(:server :connect-cb)
+                          (if server *server-keywords* *client-keywords*)))
+  (let ((socket (if (typep socket 'async-stream) (stream-socket socket) socket)))
     (check-type socket tcp-socket)
     (when (typep socket 'ssl-socket)
       (error "start-tls: ~a already runs TLS." socket))
@@ -34,29 +35,25 @@ are held until the handshake completes.  Returns SOCKET."
     (unless (socket-connected socket)
       (error "start-tls: ~a is not connected yet; call it from the connect-cb ~
               or later, or use tcp-ssl-connect." socket))
-    (multiple-value-bind (context owned)
-        (if server
-            (apply #'server-context options)
-            (apply #'client-context
-                   (loop :for (k v) :on options :by #'cddr
-                         :when (member k '(:ssl-ctx :ssl-options :ciphers :verify
-                                           :ca-file :ca-path :certificate :key
-                                           :keytype :password :alpn :min-version
-                                           :max-version))
-                           :append (list k v))))
-      (change-class socket 'ssl-socket)
-      (let ((name (if hostname-p hostname (socket-host socket))))
+    (let* ((name (if hostname-p hostname (socket-host socket)))
+           (session-key (and (not server) name
+                             (session-key 'start-tls session (socket-host socket)
+                                          (socket-port socket) name))))
+      (multiple-value-bind (context owned)
+          (if server
+              (server-context 'start-tls args)
+              (client-context 'start-tls args))
+        (change-class socket 'ssl-socket)
         (setf (ssl-socket-context socket) context
               (ssl-socket-owns-context socket) owned
               (ssl-socket-server-side socket) (and server t)
               (ssl-socket-verify-name socket) (and (not server) name)
-              (ssl-socket-session-key socket)
-              (and session (not server) name
-                   (format nil "~a:~a:~a" (socket-host socket) (socket-port socket) name))
+              (ssl-socket-session-key socket) session-key
               (ssl-socket-handshake-timeout socket) handshake-timeout
-              (socket-connect-cb socket) connect-cb))
-      (handler-bind ((error (lambda (e)
-                              (declare (ignore e))
-                              (release-socket-context socket))))
-        (socket-attached socket))
-      socket)))
+              (ssl-socket-verify-callback socket) (socket-verify-callback context args)
+              (socket-connect-cb socket) connect-cb)
+        (handler-bind ((error (lambda (e)
+                                (declare (ignore e))
+                                (release-socket-context socket))))
+          (socket-attached socket))
+        socket))))
