@@ -20,12 +20,17 @@
  * sent once connected.  Success: `connect'; failure: `error'. */
 CASL_EXTERN int casl_tcp_connect(casl_loop *loop, int64_t id, const char *host,
                                  int port, casl_tcp **out);
+/* Listen flags. */
+#define CASL_LISTEN_REUSEPORT 1 /* SO_REUSEPORT: several sockets (threads or
+                                   processes) listen on one port and the
+                                   kernel spreads connections over them */
+
 /* Listens on addr (IPv4/IPv6 literal, NULL or "" for 0.0.0.0) and port (0:
- * any free port); backlog < 1 means 128.  Bind and listen errors are
- * returned here. */
+ * any free port); backlog < 1 means 128; flags CASL_LISTEN_*.  Bind and
+ * listen errors are returned here. */
 CASL_EXTERN int casl_server_listen(casl_loop *loop, int64_t id,
                                    const char *addr, int port, int backlog,
-                                   casl_server **out);
+                                   int flags, casl_server **out);
 /* Listens on an already bound socket fd (adopted; closed with the server). */
 CASL_EXTERN int casl_server_open_fd(casl_loop *loop, int64_t id, int fd,
                                     int backlog, casl_server **out);

@@ -3,8 +3,11 @@
  * name resolved asynchronously with each address tried in turn),
  * addresses, and binding servers.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "stream-int.h"
 
@@ -175,20 +178,54 @@ int casl_tcp_local_address(casl_tcp *c, char *buf, size_t len, int *port) {
 /* ------------------------------------------------------------------------ */
 /* Servers                                                                   */
 
+/* A TCP socket bound to ss with SO_REUSEADDR and SO_REUSEPORT (libuv's
+ * bind sets only the first): the fd, or a negative code. */
+static int bind_reuseport(const struct sockaddr_storage *ss) {
+  int fd, on = 1, rc;
+  socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                            : sizeof(struct sockaddr_in);
+  fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+      bind(fd, (const struct sockaddr *)ss, len) != 0) {
+    rc = -errno;
+    (void)close(fd);
+    return rc;
+  }
+  return fd;
+}
+
 int casl_server_listen(casl_loop *loop, int64_t id, const char *addr, int port,
-                       int backlog, casl_server **out) {
+                       int backlog, int flags, casl_server **out) {
   struct sockaddr_storage ss;
   casl_server *s;
-  int rc;
+  int rc, fd;
   *out = NULL;
   if (addr == NULL || *addr == '\0')
     addr = "0.0.0.0";
-  if (port < 0 || port > 65535 || parse_ip(addr, port, &ss) != 0)
+  if (port < 0 || port > 65535 || parse_ip(addr, port, &ss) != 0 ||
+      (flags & ~CASL_LISTEN_REUSEPORT) != 0)
     return CASL_EINVAL;
-  if ((rc = casl__server_new(loop, id, CASL_STREAM_TCP, &s)) != 0)
+  if (!(flags & CASL_LISTEN_REUSEPORT)) {
+    if ((rc = casl__server_new(loop, id, CASL_STREAM_TCP, &s)) != 0)
+      return rc;
+    return casl__server_start(
+        s, uv_tcp_bind(&s->u.tcp, (const struct sockaddr *)&ss, 0), backlog,
+        out);
+  }
+  fd = bind_reuseport(&ss);
+  if (fd < 0)
+    return fd;
+  if ((rc = casl__server_new(loop, id, CASL_STREAM_TCP, &s)) != 0) {
+    (void)close(fd);
     return rc;
-  return casl__server_start(
-      s, uv_tcp_bind(&s->u.tcp, (const struct sockaddr *)&ss, 0), backlog, out);
+  }
+  rc = uv_tcp_open(&s->u.tcp, (uv_os_sock_t)fd);
+  if (rc != 0)
+    (void)close(fd); /* not adopted */
+  return casl__server_start(s, rc, backlog, out);
 }
 
 int casl_server_open_fd(casl_loop *loop, int64_t id, int fd, int backlog,

@@ -38,6 +38,7 @@ into conditions.  Nothing outside lisp/ffi/ touches CFFI.")
    #:dns-lookup #:dns-reverse
    ;; tcp
    #:tcp-connect #:server-listen #:server-open-fd #:server-port
+   #:+listen-reuseport+
    #:server-set-tls #:server-close
    #:tcp-write #:tcp-write-queue-size #:tcp-read-stop #:tcp-read-start
    #:tcp-set-timeouts #:tcp-close #:tcp-error-text #:tcp-peer-address

@@ -14,7 +14,9 @@
   (loop :pointer) (id :int64) (host nullable-string) (port :int) (out :pointer))
 (defc %server-listen "casl_server_listen" :int
   (loop :pointer) (id :int64) (addr nullable-string) (port :int) (backlog :int)
-  (out :pointer))
+  (flags :int) (out :pointer))
+
+(defconstant +listen-reuseport+ 1 "CASL_LISTEN_REUSEPORT.")
 (defc %server-open-fd "casl_server_open_fd" :int
   (loop :pointer) (id :int64) (fd :int) (backlog :int) (out :pointer))
 (defc server-port "casl_server_port" :int (server :pointer))
@@ -46,9 +48,10 @@
   "Starts connecting to HOST:PORT: (values connection-pointer code)."
   (with-out-pointer (out) (%tcp-connect loop id host port out)))
 
-(defun server-listen (loop id address port backlog)
-  "Listens on ADDRESS:PORT: (values server-pointer code)."
-  (with-out-pointer (out) (%server-listen loop id address port backlog out)))
+(defun server-listen (loop id address port backlog &optional (flags 0))
+  "Listens on ADDRESS:PORT (FLAGS: +listen-reuseport+ or 0): (values
+server-pointer code)."
+  (with-out-pointer (out) (%server-listen loop id address port backlog flags out)))
 
 (defun server-open-fd (loop id fd backlog)
   "Listens on the bound socket FD: (values server-pointer code)."

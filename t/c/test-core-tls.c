@@ -148,7 +148,7 @@ static int setup_server(const char *name, uint64_t handshake_ms, int tls) {
   ASSERT_OK(casl_tls_ctx_new(&g.cctx, CASL_TLS_CLIENT));
   ASSERT_OK(casl_tls_ctx_load_verify_locations(g.cctx, test_cert_path("ca.pem"),
                                                NULL));
-  ASSERT_OK(casl_server_listen(g.loop, SRV, "127.0.0.1", 0, 0, &g.server));
+  ASSERT_OK(casl_server_listen(g.loop, SRV, "127.0.0.1", 0, 0, 0, &g.server));
   if (tls)
     ASSERT_OK(casl_server_set_tls(g.server, g.sctx, handshake_ms));
   g.port = casl_server_port(g.server);
@@ -351,7 +351,7 @@ TEST_IMPL(core_starttls) {
   c2.read = starttls_read;
   starttls_phase = 0;
   ASSERT_OK(casl_loop_new(&g.loop, &c2));
-  ASSERT_OK(casl_server_listen(g.loop, SRV, "127.0.0.1", 0, 0, &g.server));
+  ASSERT_OK(casl_server_listen(g.loop, SRV, "127.0.0.1", 0, 0, 0, &g.server));
   g.port = casl_server_port(g.server);
   ASSERT_OK(casl_tcp_connect(g.loop, CLI, "127.0.0.1", g.port, &g.c[CLI]));
   ASSERT_OK(casl_tcp_write(g.c[CLI], "STARTTLS", 8, 0));

@@ -45,6 +45,9 @@ static struct {
   size_t echo_target;
   int echo_server; /* server connections echo what they read */
   int server_close_on_accept;
+  int accepts_by[4];     /* per server id (ids 0..3) */
+  casl_server *servers[4];
+  int accept_target;     /* close everything once this many arrived */
 } g;
 
 static void rx_append(int id, const char *buf, size_t len) {
@@ -107,6 +110,17 @@ static int64_t on_accept(int64_t server_id, casl_tcp *c) {
   (void)server_id;
   g.accepts++;
   g.conns[id] = c;
+  if (server_id >= 0 && server_id < 4)
+    g.accepts_by[server_id]++;
+  if (g.accept_target > 0 && g.accepts == g.accept_target) {
+    int i;
+    for (i = 0; i < 4; i++)
+      casl_server_close(g.servers[i]);
+    for (i = 1; i < MAXH; i++)
+      if (g.conns[i] != NULL && (int64_t)i != id)
+        casl_tcp_close(g.conns[i], 1);
+    casl_tcp_close(c, 1);
+  }
   if (g.server_close_on_accept)
     casl_server_close(g.server);
   if (g.close_in == CLOSE_IN_ACCEPT) {
@@ -202,7 +216,7 @@ static int setup(void) {
 }
 
 static int start_server(const char *addr) {
-  int rc = casl_server_listen(g.loop, 0, addr, 0, 0, &g.server);
+  int rc = casl_server_listen(g.loop, 0, addr, 0, 0, 0, &g.server);
   if (rc != 0)
     return rc;
   g.server_port = casl_server_port(g.server);
@@ -370,16 +384,44 @@ TEST_IMPL(core_address_in_use) {
   casl_server *second = NULL;
   ASSERT_OK(setup());
   ASSERT_OK(start_server("127.0.0.1"));
-  ASSERT_EQ(casl_server_listen(g.loop, 1, "127.0.0.1", g.server_port, 0,
+  ASSERT_EQ(casl_server_listen(g.loop, 1, "127.0.0.1", g.server_port, 0, 0,
                                &second),
             UV_EADDRINUSE);
   ASSERT(second == NULL);
-  ASSERT_EQ(casl_server_listen(g.loop, 1, "not-an-address", 0, 0, &second),
+  ASSERT_EQ(casl_server_listen(g.loop, 1, "not-an-address", 0, 0, 0, &second),
             CASL_EINVAL);
   casl_server_close(g.server);
   ASSERT_OK(run_bounded(5000));
   ASSERT_EQ(g.closed[0], 1);
   ASSERT_EQ(g.closed[1], 0); /* the failed server is never reported */
+  teardown();
+  return 0;
+}
+
+/* Two servers on one port with SO_REUSEPORT: both accept connections; without
+ * the flag the second bind fails. */
+TEST_IMPL(core_reuse_port) {
+  int i, port;
+  ASSERT_OK(setup());
+  ASSERT_OK(casl_server_listen(g.loop, 1, "127.0.0.1", 0, 0,
+                               CASL_LISTEN_REUSEPORT, &g.servers[1]));
+  port = casl_server_port(g.servers[1]);
+  ASSERT(port > 0);
+  ASSERT_OK(casl_server_listen(g.loop, 2, "127.0.0.1", port, 0,
+                               CASL_LISTEN_REUSEPORT, &g.servers[2]));
+  ASSERT_EQ(casl_server_listen(g.loop, 3, "127.0.0.1", port, 0, 0,
+                               &g.servers[3]),
+            UV_EADDRINUSE);
+  ASSERT_EQ(casl_server_listen(g.loop, 3, "127.0.0.1", 0, 0, 8, &g.servers[3]),
+            CASL_EINVAL);
+  g.servers[3] = NULL;
+  g.accept_target = 16;
+  for (i = 1; i <= 16; i++)
+    ASSERT_OK(casl_tcp_connect(g.loop, i, "127.0.0.1", port, &g.conns[i]));
+  ASSERT_OK(run_bounded(10000));
+  ASSERT_EQ(g.accepts, 16);
+  ASSERT(g.accepts_by[1] > 0);
+  ASSERT(g.accepts_by[2] > 0);
   teardown();
   return 0;
 }
