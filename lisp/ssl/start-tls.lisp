@@ -6,12 +6,19 @@
 
 ;;;# STARTTLS
 
+(defclass ssl-pipe (ssl-socket pipe)
+  ()
+  (:documentation "A pipe (unix domain socket) that START-TLS upgraded: an
+SSL-SOCKET that is still a PIPE."))
+
 (defun start-tls (socket &rest args &key server connect-cb (hostname nil hostname-p)
                                       (handshake-timeout *ssl-handshake-timeout*)
                                       (session t) &allow-other-keys)
   "Upgrades SOCKET (or the socket of an async stream), a connected plain TCP
-socket, to TLS in place (STARTTLS), keeping its read-cb, write-cb and
-event-cb; it becomes an SSL-SOCKET.  With :SERVER t it takes the server
+socket or pipe, to TLS in place (STARTTLS), keeping its read-cb, write-cb
+and event-cb; it becomes an SSL-SOCKET (a pipe stays a PIPE too).  Over a
+pipe, a client has no host name to verify: give :hostname (the name the
+server's certificate was issued for).  With :SERVER t it takes the server
 side and the keywords of TCP-SSL-SERVER (:certificate, :key, :ssl-ctx,
 :verify-client, ...); otherwise the client side and those of
 TCP-SSL-CONNECT (:ca-file, :verify, :hostname, :alpn, ...).  :CONNECT-CB,
@@ -25,7 +32,7 @@ are held until the handshake completes.  Returns SOCKET."
          (options (copy-list args)))
     (dolist (k '(:server :connect-cb :hostname :handshake-timeout :session))
       (remf options k))
-    (check-type socket tcp-socket)
+    (check-type socket (or tcp-socket pipe))
     (when (typep socket 'ssl-socket)
       (error "start-tls: ~a already runs TLS." socket))
     (when (or (socket-closed-p socket) (null (socket-c socket)))
@@ -44,7 +51,7 @@ are held until the handshake completes.  Returns SOCKET."
                                            :keytype :password :alpn :min-version
                                            :max-version))
                            :append (list k v))))
-      (change-class socket 'ssl-socket)
+      (change-class socket (if (typep socket 'pipe) 'ssl-pipe 'ssl-socket))
       (let ((name (if hostname-p hostname (socket-host socket))))
         (setf (ssl-socket-context socket) context
               (ssl-socket-owns-context socket) owned
@@ -52,7 +59,7 @@ are held until the handshake completes.  Returns SOCKET."
               (ssl-socket-verify-name socket) (and (not server) name)
               (ssl-socket-session-key socket)
               (and session (not server) name
-                   (format nil "~a:~a:~a" (socket-host socket) (socket-port socket) name))
+                   (format nil "~a:~a" (socket-label socket) name))
               (ssl-socket-handshake-timeout socket) handshake-timeout
               (socket-connect-cb socket) connect-cb))
       (handler-bind ((error (lambda (e)
