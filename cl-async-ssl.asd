@@ -35,6 +35,7 @@ ones."
                 :components ((:file "ssl-util")
                              (:file "ssl")
                              (:file "ssl-extra")
+                             (:file "pipe-tls")
                              (:file "interrupts")
                              (:file "systems"))))
   :perform (test-op (o c)

@@ -163,6 +163,8 @@ adds the TLS ones."
                              (:file "timers")
                              (:file "tcp")
                              (:file "streams")
+                             (:file "pipe")
+                             (:file "process")
                              (:file "build"))))
   :perform (test-op (o c)
              (uiop:symbol-call '#:cl-async-ssl-test '#:run-core-tests)))
