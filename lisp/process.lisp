@@ -36,8 +36,12 @@ stdio, or nil; PROCESS-PID is its process id."))
 
 (defmethod print-object ((p process) stream)
   (print-unreadable-object (p stream :type t :identity t)
-    (format stream "~@[~a ~]pid ~a~:[ running~;~:* exited ~a~]"
-            (process-path p) (process-pid p) (process-exit-status p))))
+    (format stream "~@[~a ~]pid ~a ~a" (process-path p) (process-pid p)
+            (let ((signal (process-term-signal p)))
+              (cond ((null (process-exit-status p)) "running")
+                    ((and signal (plusp signal))
+                     (format nil "killed by signal ~a" signal))
+                    (t (format nil "exited ~a" (process-exit-status p))))))))
 
 (setf (documentation 'process-pid 'function)
       "The process id of PROCESS's child (still readable after it exited)."
