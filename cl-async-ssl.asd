@@ -37,6 +37,7 @@ ones."
                              (:file "ssl")
                              (:file "ssl-extra")
                              (:file "ssl-production")
+                             (:file "pipe-tls")
                              (:file "interrupts")
                              (:file "systems"))))
   :perform (test-op (o c)

@@ -90,7 +90,8 @@ PRESENT-P is false for) and the packages to install, if any is missing."
 
 (defsystem "cl-async"
   :description "Asynchronous TCP for Common Lisp: the cl-async API (event
-loop, timers, notifiers, DNS, TCP sockets and servers, async streams) on a
+loop, timers, notifiers, DNS, TCP sockets and servers, pipes, child
+processes, async streams) on a
 C shim over libuv.  TLS is the system cl-async-ssl."
   :version "0.1.0"
   :license "MIT"
@@ -122,6 +123,8 @@ C shim over libuv.  TLS is the system cl-async-ssl."
                              (:file "socket")
                              (:file "async-stream")
                              (:file "tcp")
+                             (:file "pipe")
+                             (:file "process")
                              (:file "misc"))))
   :in-order-to ((test-op (test-op "cl-async/test"))))
 
@@ -161,6 +164,8 @@ adds the TLS ones."
                              (:file "timers")
                              (:file "tcp")
                              (:file "streams")
+                             (:file "pipe")
+                             (:file "process")
                              (:file "build"))))
   :perform (test-op (o c)
              (uiop:symbol-call '#:cl-async-ssl-test '#:run-core-tests)))

@@ -68,7 +68,7 @@ static int bind_socket(const char *path, struct stat *st) {
     (void)close(fd);
     return rc;
   }
-  if (stat(path, st) != 0) {
+  if (lstat(path, st) != 0) {
     rc = -errno;
     (void)close(fd);
     return rc;

@@ -79,12 +79,13 @@ static uv_handle_t *server_handle_uv(casl_handle *h) {
   return (uv_handle_t *)&((casl_server *)h)->u.stream;
 }
 
-/* Removes the socket file the server made, if it is still that file. */
+/* Removes the socket file the server made, if it is still that file (the
+ * entry itself: lstat, so a symlink put there to our socket is not ours). */
 static void unlink_own_file(casl_server *s) {
   struct stat st;
   if (s->unlink_path == NULL)
     return;
-  if (stat(s->unlink_path, &st) == 0 && st.st_dev == s->dev &&
+  if (lstat(s->unlink_path, &st) == 0 && st.st_dev == s->dev &&
       st.st_ino == s->ino)
     (void)unlink(s->unlink_path);
   free(s->unlink_path);

@@ -126,11 +126,20 @@ condition for socket errors with CODE."
 
 ;;;# Conditions for error codes
 
-(defun socket-label (socket)
-  "\"host:port\" of SOCKET for messages, or \"connection\"."
-  (if (socket-host socket)
-      (format nil "~a:~a" (socket-host socket) (socket-port socket))
-      "connection"))
+(defgeneric socket-label (socket)
+  (:documentation "How SOCKET is named in messages: \"host:port\" for a TCP
+connection (\"connection\" before it has an address); pipes name their
+path.")
+  (:method ((socket socket))
+    (if (socket-host socket)
+        (format nil "~a:~a" (socket-host socket) (socket-port socket))
+        "connection")))
+
+(defgeneric socket-condition-type (socket type)
+  (:documentation "The condition class to make for an error of the generic
+class TYPE on SOCKET: a socket class may refine it (a pipe gives
+PIPE-NOT-FOUND for STREAMISH-ENOENT).")
+  (:method ((socket socket) type) type))
 
 (defun socket-error-condition (socket code &optional detail)
   "The condition for error CODE on SOCKET (DETAIL: the C library's text)."
@@ -141,7 +150,8 @@ condition for socket errors with CODE."
          (msg (format nil "~a: ~a" (socket-label socket) text))
          (custom (gethash code *error-code-conditions*)))
     (flet ((make (type &optional (code code) (msg msg))
-             (make-condition type :socket socket :code code :msg msg)))
+             (make-condition (socket-condition-type socket type)
+                             :socket socket :code code :msg msg)))
       (cond (custom (funcall custom socket code text))
             ((eql code cl-async-ffi:+eof+)
              (make 'socket-eof 0 (format nil "~a: the peer closed the connection"

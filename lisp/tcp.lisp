@@ -44,6 +44,48 @@ to it is held until it connects."
       (write-socket-data socket data))
     (or stream socket)))
 
+(defun socket-of (socket/stream)
+  (if (typep socket/stream 'async-stream)
+      (stream-socket socket/stream)
+      socket/stream))
+
+(defun attach-connection (socket id ptr)
+  "Gives SOCKET (made by INIT-TCP-SOCKET, registered under ID) its C
+connection PTR: the socket's layer starts (SOCKET-ATTACHED), its timeouts
+are set, and the data written to it so far is handed to C, in order (C
+holds it until the connection is up)."
+  (setf (socket-id socket) id
+        (streamish-c socket) ptr)
+  (socket-attached socket)
+  (let ((rt (socket-read-timeout socket))
+        (wt (socket-write-timeout socket)))
+    (when (or (plusp (timeout-ms rt)) (plusp (timeout-ms wt)))
+      (set-socket-timeouts socket rt wt)))
+  (loop :for octets :in (reverse (shiftf (socket-pending socket) nil))
+        :do (write-socket-data socket octets))
+  socket)
+
+(defun connect-socket (socket/stream connector &key event-cb)
+  "Connects a socket made by INIT-TCP-SOCKET: CONNECTOR, a function of (loop
+id), starts the C connection and returns (values connection-pointer code).
+A failure to start signals the condition for the code.  Returns
+SOCKET/STREAM."
+  (check-event-loop-running)
+  (let ((socket (socket-of socket/stream)))
+    (when event-cb (setf (socket-event-cb socket) event-cb))
+    (when (streamish-c socket)
+      (error "cl-async: ~a is already connected." socket))
+    (when (streamish-closed socket)
+      (error 'socket-closed :socket socket :code -1
+                            :msg "cannot connect a closed socket"))
+    (let ((id (register-object socket)))
+      (multiple-value-bind (ptr code) (funcall connector (loop-pointer) id)
+        (unless ptr
+          (unregister-object id)
+          (error (socket-error-condition socket code)))
+        (attach-connection socket id ptr)))
+    socket/stream))
+
 (defun connect-tcp-socket (socket/stream host port &key event-cb)
   "Connects a socket made by INIT-TCP-SOCKET to HOST (an IPv4/IPv6 literal
 or a name, resolved asynchronously, each address tried in turn) on PORT.
@@ -51,33 +93,13 @@ Returns SOCKET/STREAM."
   (check-event-loop-running)
   (check-type host string)
   (check-port port)
-  (let ((socket (if (typep socket/stream 'async-stream)
-                    (stream-socket socket/stream)
-                    socket/stream)))
-    (when event-cb (setf (socket-event-cb socket) event-cb))
-    (when (streamish-c socket)
-      (error "cl-async: ~a is already connected." socket))
-    (when (streamish-closed socket)
-      (error 'socket-closed :socket socket :code -1
-                            :msg "cannot connect a closed socket"))
-    (setf (socket-host socket) host
-          (socket-port socket) port)
-    (let ((id (register-object socket)))
-      (multiple-value-bind (ptr code)
-          (cl-async-ffi:tcp-connect (loop-pointer) id host port)
-        (unless ptr
-          (unregister-object id)
-          (error (socket-error-condition socket code)))
-        (setf (socket-id socket) id
-              (streamish-c socket) ptr)))
-    (socket-attached socket)
-    (let ((rt (socket-read-timeout socket))
-          (wt (socket-write-timeout socket)))
-      (when (or (plusp (timeout-ms rt)) (plusp (timeout-ms wt)))
-        (set-socket-timeouts socket rt wt)))
-    (loop :for octets :in (reverse (shiftf (socket-pending socket) nil))
-          :do (write-socket-data socket octets))
-    socket/stream))
+  (let ((socket (socket-of socket/stream)))
+    (unless (or (streamish-c socket) (streamish-closed socket))
+      (setf (socket-host socket) host
+            (socket-port socket) port)))
+  (connect-socket socket/stream
+                  (lambda (loop id) (cl-async-ffi:tcp-connect loop id host port))
+                  :event-cb event-cb))
 
 (defun tcp-connect (host port read-cb &rest args)
   "Opens a TCP connection to HOST:PORT and returns the socket at once (or
@@ -113,30 +135,36 @@ and IPv6, each address tried in turn).
             literal such as \"127.0.0.1\" or \"::\", or nil for every IPv4 ~
             address." address)))
 
-(defun bind-error (server code)
-  (let* ((name (cl-async-ffi:err-name code))
-         (where (format nil "~a:~a" (or (socket-server-address server) "0.0.0.0")
-                        (socket-server-port server)))
-         (msg (format nil "cannot listen on ~a: ~a~a" where
-                      (cl-async-ffi:strerror code)
-                      (if (string= name "EADDRINUSE")
-                          " (pick another port, or 0 for any free one)"
-                          ""))))
-    (make-condition (if (string= name "EADDRINUSE")
-                        'socket-address-in-use
-                        'tcp-server-bind-error)
-                    :socket server :code code :msg msg
-                    :addr (socket-server-address server)
-                    :port (socket-server-port server))))
+(defgeneric server-bind-error (server code)
+  (:documentation "The condition signalled when SERVER cannot listen (error
+CODE).")
+  (:method ((server socket-server) code)
+    (let* ((name (cl-async-ffi:err-name code))
+           (where (format nil "~a:~a" (or (socket-server-address server) "0.0.0.0")
+                          (socket-server-port server)))
+           (msg (format nil "cannot listen on ~a: ~a~a" where
+                        (cl-async-ffi:strerror code)
+                        (if (string= name "EADDRINUSE")
+                            " (pick another port, or 0 for any free one)"
+                            ""))))
+      (make-condition (if (string= name "EADDRINUSE")
+                          'socket-address-in-use
+                          'tcp-server-bind-error)
+                      :socket server :code code :msg msg
+                      :addr (socket-server-address server)
+                      :port (socket-server-port server)))))
 
 (defun make-server (class bind-address port read-cb &key event-cb connect-cb
                                                        backlog stream fd
-                                                       before-listen)
+                                                       before-listen listener)
   "Listens like TCP-SERVER with a server of CLASS.  BEFORE-LISTEN, if given,
-is called with the new server object before it listens."
+is called with the new server object before it listens.  LISTENER, if
+given, replaces the TCP bind: a function of (loop id backlog) returning
+(values server-pointer code); BIND-ADDRESS and PORT are then only stored."
   (check-event-loop-running)
-  (check-bind-address bind-address)
-  (unless fd (check-port port t))
+  (unless listener
+    (check-bind-address bind-address)
+    (unless fd (check-port port t)))
   (let* ((server (make-instance class :read-cb read-cb :event-cb event-cb
                                       :connect-cb connect-cb :stream stream
                                       :address bind-address :port port))
@@ -144,17 +172,18 @@ is called with the new server object before it listens."
                     (register-object server)))
          (backlog (if (and (integerp backlog) (plusp backlog)) backlog 128)))
     (multiple-value-bind (ptr code)
-        (if fd
-            (cl-async-ffi:server-open-fd (loop-pointer) id fd backlog)
-            (cl-async-ffi:server-listen (loop-pointer) id bind-address port
-                                        backlog))
+        (cond (listener (funcall listener (loop-pointer) id backlog))
+              (fd (cl-async-ffi:server-open-fd (loop-pointer) id fd backlog))
+              (t (cl-async-ffi:server-listen (loop-pointer) id bind-address
+                                             port backlog)))
       (unless ptr
         (unregister-object id)
         (setf (socket-server-closed server) t)
-        (error (bind-error server code)))
+        (error (server-bind-error server code)))
       (setf (socket-server-id server) id
-            (socket-server-c server) ptr
-            (socket-server-port server) (cl-async-ffi:server-port ptr)))
+            (socket-server-c server) ptr)
+      (unless listener
+        (setf (socket-server-port server) (cl-async-ffi:server-port ptr))))
     (handler-bind ((error (lambda (e)
                             (declare (ignore e))
                             (close-socket-server server))))
@@ -197,8 +226,9 @@ if it cannot listen.
         (setf (socket-id socket) id
               (streamish-c socket) conn)
         (multiple-value-bind (host port) (cl-async-ffi:tcp-peer-address conn)
-          (setf (socket-host socket) host
-                (socket-port socket) port))
+          (when host                    ; TCP only
+            (setf (socket-host socket) host
+                  (socket-port socket) port)))
         (when (socket-server-stream server)
           (attach-stream socket)
           (setf (streamish-drain-read-buffer socket) nil))

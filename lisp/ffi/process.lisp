@@ -67,16 +67,18 @@ the connection pointer of each descriptor (nil where KIND is not
                                      (sv '(:struct casl-stdio) (max n 1))
                                      (out :pointer))
            (cffi:with-foreign-strings ((c-file file :encoding :utf-8))
-             (loop :for (kind fd path sid) :in stdio
+             ;; The slot names are bound as symbol macros below, so the
+             ;; spec's fields get names of their own.
+             (loop :for (s-kind s-fd s-path s-id) :in stdio
                    :for i :from 0
                    :for e := (cffi:mem-aptr sv '(:struct casl-stdio) i)
                    :do (cffi:with-foreign-slots ((kind fd path id pipe) e
                                                  (:struct casl-stdio))
-                         (setf kind kind fd (or fd -1) id (or sid 0)
+                         (setf kind s-kind fd (or s-fd -1) id (or s-id 0)
                                pipe (cffi:null-pointer)
-                               path (if path
+                               path (if s-path
                                         (car (push (cffi:foreign-string-alloc
-                                                    path :encoding :utf-8)
+                                                    s-path :encoding :utf-8)
                                                    paths))
                                         (cffi:null-pointer)))))
              (let ((c-cwd (if cwd

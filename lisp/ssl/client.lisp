@@ -50,10 +50,11 @@ plist: :ssl-ctx, or the context keywords), and whether the caller owns it."
   (or (getf args :verify-callback)
       (and (typep context 'ssl-context) (ssl-context-verify-callback context))))
 
-(defun session-key (function session host port name)
-  "The key sessions of this connection are saved and offered under."
+(defun session-key (function session label name)
+  "The key sessions of this connection are saved and offered under (LABEL:
+\"host:port\" of the connection)."
   (cond ((null session) nil)
-        ((eq session t) (format nil "~a:~a:~a" host port name))
+        ((eq session t) (format nil "~a:~a" label name))
         ((stringp session) session)
         (t (argument-error function :session
                            "~s: give t (resume sessions with this host, port ~
@@ -129,7 +130,8 @@ unknown keyword or a value of the wrong kind signals an ARGUMENT-ERROR."
         (argument-error 'tcp-ssl-connect :hostname "~s: give the server's name ~
                                                     as a string." hostname))
       (let ((name (or hostname host))
-            (session-key (session-key 'tcp-ssl-connect session host port
+            (session-key (session-key 'tcp-ssl-connect session
+                                      (format nil "~a:~a" host port)
                                       (or hostname host))))
         (multiple-value-bind (context owned) (client-context 'tcp-ssl-connect args)
           (let* ((socket/stream
