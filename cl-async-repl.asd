@@ -5,7 +5,7 @@
 ;;;; The system cl-async-repl holds the package cl-async-repl (as-repl), in
 ;;;; lisp/repl/; it depends on cl-async only (load cl-async-ssl too to type
 ;;;; TLS code at the prompt).  It works in SBCL's terminal REPL and, when
-;;;; SWANK is loaded, in SLIME's.
+;;;; SWANK is loaded, in SLIME's.  Its tests are cl-async-repl/test.
 
 (defsystem "cl-async-repl"
   :description "REPL integration for cl-async: forms typed at the REPL
@@ -22,4 +22,15 @@ a background thread."
                                            (:file "eval")
                                            (:file "hooks")
                                            (:file "event-thread")
-                                           (:file "repl")))))))
+                                           (:file "repl"))))))
+  :in-order-to ((test-op (test-op "cl-async-repl/test"))))
+
+(defsystem "cl-async-repl/test"
+  :description "FiveAM suite of cl-async-repl (suite REPL, in the root suite
+of cl-async-ssl/test), with a terminal SBCL REPL driven in a subprocess."
+  :depends-on ("cl-async-repl" "cl-async-ssl" "cl-async-ssl/test" "fiveam"
+               "bordeaux-threads")
+  :components ((:module "t"
+                :components ((:file "repl"))))
+  :perform (test-op (o c)
+             (uiop:symbol-call '#:cl-async-ssl-test '#:run-repl-tests)))
