@@ -41,4 +41,7 @@ ones."
                              (:file "interrupts")
                              (:file "systems"))))
   :perform (test-op (o c)
+             ;; The REPL's suite too (cl-async-repl/test depends on this
+             ;; system, so it is loaded here rather than depended on).
+             (asdf:load-system "cl-async-repl/test")
              (uiop:symbol-call '#:cl-async-ssl-test '#:run-all-tests)))

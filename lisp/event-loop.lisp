@@ -23,6 +23,10 @@ pending DNS lookup.")
             :documentation "True once EXIT-EVENT-LOOP was called."))
   (:documentation "The event-base of a running cl-async loop."))
 
+(setf (documentation 'loop-exiting 'function)
+      "True once EXIT-EVENT-LOOP was called on this event-base (the loop
+stops after the current pass).")
+
 (defun check-event-loop-running ()
   "Signals an error unless an event loop runs in this thread."
   (unless (and *event-base* (event-base-c *event-base*))

@@ -128,7 +128,7 @@ defines everything it exports.")
    #:socket-server-c #:socket-host #:socket-port #:socket-connected
    #:socket-direction #:socket-connect-cb #:socket-event-cb
    #:socket-server-event-cb #:socket-server-closed #:timeout-ms #:split-event-cb
-   #:check-keywords))
+   #:check-keywords #:loop-exiting))
 
 (defpackage #:cl-async
   (:use #:cl #:cl-async-base #:cl-async-util #:cl-async-ext)

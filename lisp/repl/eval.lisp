@@ -254,7 +254,7 @@ form if it still runs."
 (defun loop-exiting-p ()
   "True in the event thread once EXIT-EVENT-LOOP was called on its loop."
   (let ((base cl-async-base:*event-base*))
-    (and base (cl-async::loop-exiting base) t)))
+    (and base (cl-async-ext:loop-exiting base) t)))
 
 (defun run-request (request)
   "Runs REQUEST (taken by TAKE-REQUEST) in the event thread and answers its
