@@ -39,6 +39,7 @@
  *   signal.c process.c     signal watchers; child processes and their pipes
  *   poll.c fsevent.c fs.c  descriptor pollers; filesystem watchers;
  *                          filesystem requests
+ *   fd.c                   settings and queries of application descriptors
  *   tls-config.c tls-keypair.c tls-verify.c tls-session.c
  *                          TLS contexts: protocol settings; certificates and
  *                          keys; trust and verification; sessions, SNI,
