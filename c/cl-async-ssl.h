@@ -97,9 +97,11 @@ extern "C" {
 #define CASL_ECLOSED    (-30007) /* the object is closed, failed or shut down */
 #define CASL_ESTATE     (-30008) /* not allowed in the object's current state */
 
-/* A static text for any code returned by this library (libuv's or ours). */
+/* A static text for any code returned by this library (libuv's or ours);
+ * "unknown error" for a code that is neither. */
 CASL_EXTERN const char *casl_strerror(int code);
-/* The symbolic name of a code ("ECONNREFUSED", "ETLS", ...). */
+/* The symbolic name of a code ("ECONNREFUSED", "ETLS", ...); "UNKNOWN"
+ * for a code that is neither libuv's nor ours. */
 CASL_EXTERN const char *casl_err_name(int code);
 /* Library version as "MAJOR.MINOR.PATCH". */
 CASL_EXTERN const char *casl_version(void);

@@ -431,6 +431,19 @@ TEST_IMPL(dns_reverse_invalid_and_cancelled) {
 /* ------------------------------------------------------------------------ */
 /* Descriptor helpers                                                        */
 
+TEST_IMPL(fd_error_texts_of_unknown_codes) {
+  /* What error-str shows for a code that is no error (upstream's
+   * "(unknown error)"): static texts, nothing allocated (LeakSanitizer
+   * would see it). */
+  ASSERT_STR_EQ(casl_err_name(12345), "UNKNOWN");
+  ASSERT_STR_EQ(casl_strerror(12345), "unknown error");
+  ASSERT_STR_EQ(casl_err_name(-99999), "UNKNOWN");
+  ASSERT_STR_EQ(casl_err_name(UV_EBADF), "EBADF");
+  ASSERT_STR_EQ(casl_err_name(UV_EAI_NONAME), "EAI_NONAME");
+  ASSERT_STR_EQ(casl_strerror(UV_ENOENT), "no such file or directory");
+  return 0;
+}
+
 TEST_IMPL(fd_nonblocking_and_connected) {
   int sv[2], lone, file;
   char path[] = "/tmp/casl-fd-XXXXXX";
