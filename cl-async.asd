@@ -118,10 +118,14 @@ C shim over libuv.  TLS is the system cl-async-ssl."
                              (:file "event")
                              (:file "notify")
                              (:file "dns")
+                             (:file "filesystem")
+                             (:file "signal")
+                             (:file "idle")
+                             (:file "poll")
+                             (:file "fsevent")
                              (:file "socket")
                              (:file "async-stream")
-                             (:file "tcp")
-                             (:file "misc"))))
+                             (:file "tcp"))))
   :in-order-to ((test-op (test-op "cl-async/test"))))
 
 ;;; Upstream's cl-async.asd defines these two beside cl-async (each holds
