@@ -113,6 +113,7 @@ C shim over libuv.  TLS is the system cl-async-ssl."
                              (:file "package")
                              (:file "base")
                              (:file "util")
+                             (:file "ffi/upstream-util")
                              (:file "conditions")
                              (:file "event-loop")
                              (:file "event")
