@@ -36,6 +36,7 @@ ones."
                              (:file "ssl")
                              (:file "ssl-extra")
                              (:file "interrupts")
+                             (:file "signal-tls")
                              (:file "systems"))))
   :perform (test-op (o c)
              (uiop:symbol-call '#:cl-async-ssl-test '#:run-all-tests)))
