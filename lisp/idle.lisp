@@ -19,7 +19,8 @@ and busy (100% CPU) meanwhile.  Needs a running loop.
   :event-cb  (lambda (condition)): errors raised in CALLBACK when the loop
              catches app errors.
 
-Returns the IDLER.  The loop's exit frees it."
+Returns the IDLER.  The loop's exit stops it (FREE-IDLER afterwards is
+harmless)."
   (make-instance 'idler :cancel (interval callback :event-cb event-cb)))
 
 (defun free-idler (idler)
