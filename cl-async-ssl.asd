@@ -39,6 +39,7 @@ ones."
                              (:file "ssl-production")
                              (:file "pipe-tls")
                              (:file "interrupts")
+                             (:file "signal-tls")
                              (:file "systems"))))
   :perform (test-op (o c)
              ;; The REPL's suite too (cl-async-repl/test depends on this

@@ -28,6 +28,16 @@ CASL_EXTERN int casl_poll_new(casl_loop *loop, int64_t id, int fd,
 CASL_EXTERN void casl_poll_close(casl_poll *p);
 
 /* ------------------------------------------------------------------------ */
+/* Descriptors                                                               */
+
+/* Sets (on != 0) or clears O_NONBLOCK on fd.  0 or a negative errno. */
+CASL_EXTERN int casl_fd_set_nonblocking(int fd, int on);
+/* 1 if fd is a socket with a peer and no pending error (SO_ERROR 0), 0 if
+ * it is a socket that is not (or not yet) connected or has a pending
+ * error, or a negative errno (UV_ENOTSOCK, UV_EBADF). */
+CASL_EXTERN int casl_fd_connected(int fd);
+
+/* ------------------------------------------------------------------------ */
 /* Filesystem watchers                                                       */
 
 #define CASL_FS_RENAME 1

@@ -19,8 +19,13 @@
  * SIGKILL, SIGSTOP or a number that is not a signal. */
 CASL_EXTERN int casl_signal_new(casl_loop *loop, int64_t id, int signum,
                                 casl_signal **out);
-/* Stops watching; `closed' follows. */
+/* Stops watching; `closed' follows.  After the last watcher of the signal
+ * (in any loop of the process) the saved disposition is back at once. */
 CASL_EXTERN void casl_signal_close(casl_signal *s);
+/* The number of the signal called name ("SIGINT", "SIGUSR1", ...) on this
+ * platform, or CASL_EINVAL when the platform has no such signal (SIGEMT
+ * and SIGINFO on Linux). */
+CASL_EXTERN int casl_signal_number(const char *name);
 
 /* ------------------------------------------------------------------------ */
 /* Child processes                                                           */

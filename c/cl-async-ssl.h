@@ -39,6 +39,7 @@
  *   signal.c process.c     signal watchers; child processes and their pipes
  *   poll.c fsevent.c fs.c  descriptor pollers; filesystem watchers;
  *                          filesystem requests
+ *   fd.c                   settings and queries of application descriptors
  *   tls-config.c tls-keypair.c tls-verify.c tls-session.c
  *                          TLS contexts: protocol settings; certificates and
  *                          keys; trust and verification; sessions, SNI,
@@ -97,9 +98,11 @@ extern "C" {
 #define CASL_ESTATE     (-30008) /* not allowed in the object's current state */
 #define CASL_ETLSEOF    (-30009) /* transport EOF during the TLS handshake */
 
-/* A static text for any code returned by this library (libuv's or ours). */
+/* A static text for any code returned by this library (libuv's or ours);
+ * "unknown error" for a code that is neither. */
 CASL_EXTERN const char *casl_strerror(int code);
-/* The symbolic name of a code ("ECONNREFUSED", "ETLS", ...). */
+/* The symbolic name of a code ("ECONNREFUSED", "ETLS", ...); "UNKNOWN"
+ * for a code that is neither libuv's nor ours. */
 CASL_EXTERN const char *casl_err_name(int code);
 /* Library version as "MAJOR.MINOR.PATCH". */
 CASL_EXTERN const char *casl_version(void);

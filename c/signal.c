@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "loop-int.h"
 
@@ -119,4 +120,51 @@ void casl_signal_close(casl_signal *s) {
   if (s == NULL || (s->h.flags & CASL_HF_CLOSING))
     return;
   signal_close_now(&s->h);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Signal numbers by name                                                    */
+
+static const struct {
+  const char *name;
+  int number;
+} signal_names[] = {
+    {"SIGHUP", SIGHUP},       {"SIGINT", SIGINT},       {"SIGQUIT", SIGQUIT},
+    {"SIGILL", SIGILL},       {"SIGTRAP", SIGTRAP},     {"SIGABRT", SIGABRT},
+#ifdef SIGEMT
+    {"SIGEMT", SIGEMT},
+#endif
+    {"SIGFPE", SIGFPE},       {"SIGKILL", SIGKILL},     {"SIGBUS", SIGBUS},
+    {"SIGSEGV", SIGSEGV},     {"SIGSYS", SIGSYS},       {"SIGPIPE", SIGPIPE},
+    {"SIGALRM", SIGALRM},     {"SIGTERM", SIGTERM},     {"SIGURG", SIGURG},
+    {"SIGSTOP", SIGSTOP},     {"SIGTSTP", SIGTSTP},     {"SIGCONT", SIGCONT},
+    {"SIGCHLD", SIGCHLD},     {"SIGTTIN", SIGTTIN},     {"SIGTTOU", SIGTTOU},
+#ifdef SIGIO
+    {"SIGIO", SIGIO},
+#endif
+    {"SIGXCPU", SIGXCPU},     {"SIGXFSZ", SIGXFSZ},     {"SIGVTALRM", SIGVTALRM},
+    {"SIGPROF", SIGPROF},
+#ifdef SIGWINCH
+    {"SIGWINCH", SIGWINCH},
+#endif
+#ifdef SIGINFO
+    {"SIGINFO", SIGINFO},
+#endif
+    {"SIGUSR1", SIGUSR1},     {"SIGUSR2", SIGUSR2},
+#ifdef SIGPWR
+    {"SIGPWR", SIGPWR},
+#endif
+#ifdef SIGSTKFLT
+    {"SIGSTKFLT", SIGSTKFLT},
+#endif
+};
+
+int casl_signal_number(const char *name) {
+  size_t i;
+  if (name == NULL)
+    return CASL_EINVAL;
+  for (i = 0; i < sizeof(signal_names) / sizeof(signal_names[0]); i++)
+    if (strcmp(signal_names[i].name, name) == 0)
+      return signal_names[i].number;
+  return CASL_EINVAL;
 }

@@ -76,6 +76,15 @@ static const struct {
     {CASL_ETLSEOF, "ETLSEOF", "connection closed during the TLS handshake"},
 };
 
+/* Whether libuv has a name for code.  For a code it does not know,
+ * uv_strerror and uv_err_name return a string they allocate (and nobody
+ * frees), so they are only called for known codes. */
+static int uv_knows(int code) {
+  char buf[64];
+  (void)uv_err_name_r(code, buf, sizeof(buf));
+  return strncmp(buf, "Unknown system error", 20) != 0;
+}
+
 const char *casl_strerror(int code) {
   size_t i;
   if (code == 0)
@@ -83,7 +92,7 @@ const char *casl_strerror(int code) {
   for (i = 0; i < sizeof(casl_errors) / sizeof(casl_errors[0]); i++)
     if (casl_errors[i].code == code)
       return casl_errors[i].text;
-  return uv_strerror(code);
+  return uv_knows(code) ? uv_strerror(code) : "unknown error";
 }
 
 const char *casl_err_name(int code) {
@@ -93,7 +102,7 @@ const char *casl_err_name(int code) {
   for (i = 0; i < sizeof(casl_errors) / sizeof(casl_errors[0]); i++)
     if (casl_errors[i].code == code)
       return casl_errors[i].name;
-  return uv_err_name(code);
+  return uv_knows(code) ? uv_err_name(code) : "UNKNOWN";
 }
 
 const char *casl_version(void) { return CASL_VERSION; }

@@ -79,7 +79,8 @@ up to 64 KiB, a TLS read event up to 256 KiB of decrypted data.")
 last added first.")
    (signal-handlers :accessor event-base-signal-handlers
                     :initarg :signal-handlers :initform nil
-                    :documentation "Kept for compatibility.")
+                    :documentation "The signal numbers this loop has a
+handler for (see SIGNAL-HANDLER).")
    (dns-base :accessor event-base-dns-base :initarg :dns-base :initform nil
              :documentation "Kept for compatibility.")
    (dns-ref-count :accessor event-base-dns-ref-count
@@ -119,8 +120,8 @@ the C counters.")
       (documentation 'event-base-exit-functions 'function)
       "Functions run when the loop exits, last added first."
       (documentation 'event-base-signal-handlers 'function)
-      "Upstream's table of signal handlers; always NIL here, since this
-library watches no signals (see the README)."
+      "The signal numbers the loop has a live handler for (SIGNAL-HANDLER
+adds one, FREE-SIGNAL-HANDLER removes it), most recent first."
       (documentation 'event-base-dns-base 'function)
       "Kept for compatibility (DNS runs in the C library)."
       (documentation 'event-base-dns-ref-count 'function)

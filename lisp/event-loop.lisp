@@ -20,7 +20,11 @@ pending DNS lookup.")
    (next-id :accessor loop-next-id :initform 1
             :documentation "The id given to the next handle.")
    (exiting :accessor loop-exiting :initform nil
-            :documentation "True once EXIT-EVENT-LOOP was called."))
+            :documentation "True once EXIT-EVENT-LOOP was called.")
+   (signal-watchers :accessor loop-signal-watchers
+                    :initform (make-hash-table :test 'eql)
+                    :documentation "signal number -> the loop's one
+watcher of it (see SIGNAL-HANDLER)."))
   (:documentation "The event-base of a running cl-async loop."))
 
 (setf (documentation 'loop-exiting 'function)

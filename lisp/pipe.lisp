@@ -58,15 +58,6 @@ the server's path).")
 
 ;;;# Paths
 
-(defun native-path-string (path argument)
-  "PATH (a string, taken as it is, or a pathname, as the operating system
-names it) as a string; signals an error naming ARGUMENT otherwise."
-  (typecase path
-    (string path)
-    (pathname (uiop:native-namestring path))
-    (t (error "cl-async: ~a must be a pathname designator (a string or a ~
-               pathname), not ~s." argument path))))
-
 (defconstant +max-pipe-path-bytes+ 107
   "The longest path, in bytes, a unix socket address holds (Linux: 108
 bytes with the terminating NUL).")
@@ -86,23 +77,6 @@ bytes with the terminating NUL).")
     path))
 
 ;;;# Conditions from error codes
-
-(defun filesystem-condition (code path message &optional (otherwise
-                                                            'filesystem-error))
-  "The condition for a filesystem error CODE on PATH: FILESYSTEM-ENOENT,
--EACCES or -EPERM (the class named after the errno), else one of class
-OTHERWISE (a FILESYSTEM-ERROR or an EVENT-ERROR).  MESSAGE describes what
-failed; the error text is added."
-  (let* ((name (cl-async-ffi:err-name code))
-         (type (cond ((string= name "ENOENT") 'filesystem-enoent)
-                     ((string= name "EACCES") 'filesystem-eacces)
-                     ((string= name "EPERM") 'filesystem-eperm)
-                     (t otherwise))))
-    (apply #'make-condition type
-           :code code
-           :msg (format nil "~a: ~a" message
-                                 (cl-async-ffi:strerror code))
-           (and (subtypep type 'filesystem-error) (list :path path)))))
 
 (defmethod server-bind-error ((server pipe-server) code)
   (let ((name (cl-async-ffi:err-name code))

@@ -255,23 +255,6 @@ way round."
   (is (eq :ok (handler-case (error 'as:socket-reset) (as:tcp-reset () :ok))))
   (is (eq :ok (handler-case (error 'as:tcp-eof) (as:socket-eof () :ok)))))
 
-(test mkdtemp-makes-a-directory
-  (let ((dir nil))
-    (as:with-event-loop ()
-      (as:mkdtemp "/tmp/casl-test-XXXXXX" (lambda (d) (setf dir d))))
-    (is (stringp dir))
-    (is-true (probe-file (concatenate 'string dir "/")))
-    (when dir (uiop:delete-empty-directory (concatenate 'string dir "/")))))
-
-(test idle-runs-on-every-pass-until-freed
-  (let ((runs 0) (idler nil))
-    (as:with-event-loop ()
-      (setf idler (as:idle (lambda ()
-                             (when (= (incf runs) 10)
-                               (as:free-idler idler))))))
-    (is (= 10 runs))
-    (is-true (as:idler-freed-p idler))))
-
 (test upstream-symbols-read
   "Every symbol of upstream's cl-async export list reads (the parts outside
 the TCP subset too), so upstream programs load."

@@ -18,6 +18,11 @@
   "Polls FD for EVENTS (+poll-...+ bits): (values poller-pointer code)."
   (with-out-pointer (out) (%poll-new loop id fd events out)))
 
+;;;# Descriptors
+
+(defc fd-set-nonblocking "casl_fd_set_nonblocking" :int (fd :int) (on :boolean))
+(defc fd-connected "casl_fd_connected" :int (fd :int))
+
 ;;;# Filesystem watchers
 
 (defconstant +fs-rename+ 1 "CASL_FS_RENAME.")

@@ -76,6 +76,7 @@ interrupts deferred."
 ;;;# Errors and versions
 
 (defconstant +eof+ -4095 "libuv's UV_EOF.")
+(defconstant +uv-einval+ -22 "libuv's UV_EINVAL (-EINVAL on Linux).")
 (defconstant +etls+ -30001 "CASL_ETLS: TLS protocol failure or alert.")
 (defconstant +everify+ -30002 "CASL_EVERIFY: certificate verification failed.")
 (defconstant +etruncated+ -30003 "CASL_ETRUNCATED: EOF without close_notify.")
@@ -107,20 +108,6 @@ interrupts deferred."
 
 (cffi:defcfun ("memcpy" %memcpy) :pointer
   (dst :pointer) (src :pointer) (n :size))
-
-;;;# libc
-
-(cffi:defcfun ("mkdtemp" %mkdtemp) :pointer (template :pointer))
-
-(defun make-temp-directory (template)
-  "Creates a directory from TEMPLATE (ending in XXXXXX) with mkdtemp(3):
-returns its name, or nil and the errno."
-  (cffi:with-foreign-string (buf template)
-    (let ((p (%mkdtemp buf)))
-      (if (cffi:null-pointer-p p)
-          (values nil (- (cffi:mem-ref (cffi:foreign-funcall "__errno_location" :pointer)
-                                        :int)))
-          (values (cffi:foreign-string-to-lisp buf) 0)))))
 
 ;;;# Out parameters
 

@@ -12,6 +12,10 @@
 ;;;;   fs          descriptor pollers, filesystem watchers and requests
 ;;;;   tls         TLS contexts and connection queries
 ;;;;
+;;;; lisp/ffi/upstream-util.lisp, loaded after lisp/util.lisp, defines
+;;;; upstream cl-async-util's CFFI helpers (define-c-callback,
+;;;; with-foreign-object*, socket addresses, ...) in that package.
+;;;;
 ;;;; The C library owns every handle.  Lisp gives each handle an integer id
 ;;;; when it creates it; C passes the id back in every event.
 
@@ -23,9 +27,9 @@ into conditions.  Nothing outside lisp/ffi/ touches CFFI.")
   (:export
    ;; library
    #:ensure-library #:library-version #:libuv-version #:openssl-version
-   #:strerror #:err-name #:make-temp-directory #:null-pointer-p #:null-pointer #:pointer-address
+   #:strerror #:err-name #:null-pointer-p #:null-pointer #:pointer-address
    #:+eof+ #:+etls+ #:+everify+ #:+etruncated+ #:+econfig+ #:+eclosed+
-   #:+einval+ #:+enomem+ #:+estate+
+   #:+einval+ #:+enomem+ #:+estate+ #:+uv-einval+
    ;; event dispatch
    #:event-handlers #:make-event-handlers #:*event-handlers*
    ;; loop
@@ -48,12 +52,12 @@ into conditions.  Nothing outside lisp/ffi/ touches CFFI.")
    ;; pipes
    #:pipe-connect #:pipe-listen #:pipe-open-fd
    ;; signals and processes
-   #:signal-new #:signal-close
+   #:signal-new #:signal-close #:signal-number
    #:process-spawn #:process-kill #:process-pid
    #:+stdio-ignore+ #:+stdio-inherit+ #:+stdio-pipe+ #:+stdio-file+
    ;; pollers, filesystem watchers and requests
    #:poll-new #:poll-close #:+poll-readable+ #:+poll-writable+
-   #:+poll-disconnect+
+   #:+poll-disconnect+ #:fd-set-nonblocking #:fd-connected
    #:fs-event-new #:fs-event-stop #:fs-event-close #:+fs-rename+ #:+fs-change+
    #:fs-mkdtemp
    ;; tls contexts

@@ -13,6 +13,14 @@
   "Watches SIGNUM: (values watcher-pointer code)."
   (with-out-pointer (out) (%signal-new loop id signum out)))
 
+(defc %signal-number "casl_signal_number" :int (name nullable-string))
+
+(defun signal-number (name)
+  "The number of the signal NAME (\"SIGINT\", ...) on this platform, or nil
+if the platform has no such signal."
+  (let ((n (%signal-number name)))
+    (and (plusp n) n)))
+
 ;;;# Child processes
 
 (defconstant +stdio-ignore+ 0 "CASL_STDIO_IGNORE.")
