@@ -12,17 +12,6 @@ filesystem-* conditions.")
   (merge-pathnames (concatenate 'string name "XXXXXX")
                    (uiop:temporary-directory)))
 
-(defmacro with-temp-dir ((var) &body body)
-  "Runs BODY with VAR a fresh directory (made by mkdtemp(3) outside any
-loop), removed afterwards."
-  `(let ((,var (uiop:ensure-directory-pathname
-                (uiop:run-program '("mktemp" "-d" "/tmp/casl-fs-XXXXXX")
-                                  :output '(:string :stripped t)))))
-     (unwind-protect (progn ,@body)
-       (uiop:delete-directory-tree ,var :validate (lambda (p)
-                                                    (uiop:subpathp p #p"/tmp/"))
-                                        :if-does-not-exist :ignore))))
-
 (test mkdtemp-passes-a-directory-pathname
   (let ((dirs '()) (stats nil))
     (with-test-loop ()

@@ -6,20 +6,6 @@
 (def-suite pipes :in cl-async-core :description "Pipes: unix domain sockets.")
 (in-suite pipes)
 
-(defun call-with-temp-dir (fn)
-  (let ((dir (uiop:run-program '("mktemp" "-d" "/tmp/casl-t-XXXXXX")
-                               :output '(:string :stripped t))))
-    (unwind-protect (funcall fn (concatenate 'string dir "/"))
-      (uiop:delete-directory-tree (uiop:ensure-directory-pathname dir)
-                                  :validate (lambda (p)
-                                              (search "/tmp/casl-t-" (namestring p)))
-                                  :if-does-not-exist :ignore))))
-
-(defmacro with-temp-dir ((dir) &body body)
-  "Runs BODY with DIR bound to the name (ending in /) of a fresh temporary
-directory, removed afterwards."
-  `(call-with-temp-dir (lambda (,dir) ,@body)))
-
 (defun touch (path)
   (with-open-file (s path :direction :output :if-exists :supersede)
     (write-string "not a socket" s))

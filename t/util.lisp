@@ -62,6 +62,22 @@ The guard timer does not keep the loop alive."
   "Half-closes the socket FD (shutdown(2) with SHUT_WR)."
   (cffi:foreign-funcall "shutdown" :int fd :int 1 :int))
 
+(defun call-with-temp-dir (fn)
+  "Calls FN with the name (ending in /) of a fresh temporary directory,
+removed afterwards."
+  (let ((dir (uiop:run-program '("mktemp" "-d" "/tmp/casl-t-XXXXXX")
+                               :output '(:string :stripped t))))
+    (unwind-protect (funcall fn (concatenate 'string dir "/"))
+      (uiop:delete-directory-tree (uiop:ensure-directory-pathname dir)
+                                  :validate (lambda (p)
+                                              (search "/tmp/casl-t-" (namestring p)))
+                                  :if-does-not-exist :ignore))))
+
+(defmacro with-temp-dir ((dir) &body body)
+  "Runs BODY with DIR bound to the name (ending in /) of a fresh temporary
+directory, removed afterwards."
+  `(call-with-temp-dir (lambda (,dir) ,@body)))
+
 ;;;# Running and summarising
 
 (defun test-outcomes (results)
