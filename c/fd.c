@@ -13,12 +13,12 @@ int casl_fd_set_nonblocking(int fd, int on) {
   int flags, want;
   flags = fcntl(fd, F_GETFL);
   if (flags == -1)
-    return -errno;
+    return casl__errno();
   want = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
   if (want == flags)
     return 0;
   if (fcntl(fd, F_SETFL, want) == -1)
-    return -errno;
+    return casl__errno();
   return 0;
 }
 
@@ -27,7 +27,7 @@ int casl_fd_connected(int fd) {
   socklen_t len = sizeof(int);
   int err = 0;
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-    return -errno;
+    return casl__errno();
   if (err != 0)
     return 0;
   len = sizeof(peer);

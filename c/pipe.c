@@ -62,14 +62,14 @@ static int bind_socket(const char *path, struct stat *st) {
   memcpy(sun.sun_path, path, strlen(path) + 1);
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
-    return -errno;
+    return casl__errno();
   if (bind(fd, (const struct sockaddr *)&sun, sizeof(sun)) != 0) {
-    rc = -errno;
+    rc = casl__errno();
     (void)close(fd);
     return rc;
   }
   if (lstat(path, st) != 0) {
-    rc = -errno;
+    rc = casl__errno();
     (void)close(fd);
     return rc;
   }
@@ -83,6 +83,7 @@ int casl_pipe_listen(casl_loop *loop, int64_t id, const char *path, int backlog,
   char *copy;
   int fd, rc;
   *out = NULL;
+  memset(&st, 0, sizeof(st));
   if (!valid_path(path))
     return CASL_EINVAL;
   copy = casl__strdup(path);

@@ -134,7 +134,7 @@ static int set_stdio(casl_loop *loop, const casl_spawn_options *o,
                            : O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                     0666);
       if (fds[i] < 0)
-        return -errno;
+        return casl__errno();
       sc[i].flags = UV_INHERIT_FD;
       sc[i].data.fd = fds[i];
       break;

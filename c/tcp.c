@@ -186,11 +186,11 @@ static int bind_reuseport(const struct sockaddr_storage *ss) {
                                             : sizeof(struct sockaddr_in);
   fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
-    return -errno;
+    return casl__errno();
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
       bind(fd, (const struct sockaddr *)ss, len) != 0) {
-    rc = -errno;
+    rc = casl__errno();
     (void)close(fd);
     return rc;
   }

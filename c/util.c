@@ -2,6 +2,7 @@
  * util.c -- error texts, versions, the process-wide initialisation and
  * small string helpers.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
