@@ -198,10 +198,19 @@ PIPE-NOT-FOUND for STREAMISH-ENOENT).")
                              :msg "This socket is closed: open a new connection.")))
 
 (defun to-octets (data)
-  (etypecase data
+  (typecase data
     ((simple-array (unsigned-byte 8) (*)) data)
     (string (babel:string-to-octets data :encoding :utf-8))
-    (vector (coerce data '(simple-array (unsigned-byte 8) (*))))))
+    ((vector (unsigned-byte 8)) (coerce data '(simple-array (unsigned-byte 8) (*))))
+    (vector (if (every (lambda (e) (typep e '(unsigned-byte 8))) data)
+                (coerce data '(simple-array (unsigned-byte 8) (*)))
+                (argument-error 'write-socket-data 'data
+                                "~s holds something that is not an octet: ~
+                                 give a string or a vector of octets (0-255)."
+                                data)))
+    (t (argument-error 'write-socket-data 'data
+                       "~s is neither a string nor a vector of octets: give ~
+                        a string (sent as UTF-8) or octets." data))))
 
 (defgeneric streamish-write (streamish data &key &allow-other-keys)
   (:documentation "Writes DATA (a string, sent as UTF-8, or octets) to

@@ -15,10 +15,19 @@ before the keywords; returns (values event-cb keyword-args)."
         (values (first args) (rest args)))
       (values (getf args :event-cb) args)))
 
-(defun check-port (port &optional (allow-zero nil))
+(defun check-port (port &optional (allow-zero nil) (function 'tcp-connect))
   (unless (and (integerp port) (<= (if allow-zero 0 1) port 65535))
-    (error "cl-async: invalid port ~s: give an integer from ~a to 65535."
-           port (if allow-zero 0 1))))
+    (argument-error function 'port "invalid port ~s: give an integer from ~a ~
+                                    to 65535." port (if allow-zero 0 1))))
+
+(defparameter *tcp-connect-keywords*
+  '(:event-cb :data :stream :connect-cb :write-cb :read-timeout :write-timeout
+    :dont-drain-read-buffer)
+  "The keywords TCP-CONNECT takes.")
+
+(defparameter *tcp-server-keywords*
+  '(:event-cb :connect-cb :backlog :stream :fd :reuse-port)
+  "The keywords TCP-SERVER takes.")
 
 ;;;# Connecting
 
@@ -91,7 +100,10 @@ SOCKET/STREAM."
 or a name, resolved asynchronously, each address tried in turn) on PORT.
 Returns SOCKET/STREAM."
   (check-event-loop-running)
-  (check-type host string)
+  (unless (and (stringp host) (plusp (length host)))
+    (argument-error 'tcp-connect 'host "~s is not a host: give a name or an ~
+                                        address as a string, such as ~
+                                        \"example.com\" or \"127.0.0.1\"." host))
   (check-port port)
   (let ((socket (socket-of socket/stream)))
     (unless (or (streamish-c socket) (streamish-closed socket))
@@ -121,6 +133,7 @@ and IPv6, each address tried in turn).
   :dont-drain-read-buffer  with :stream t (default t there): data goes to
                      the stream and read-cb gets the stream."
   (multiple-value-bind (event-cb args) (split-event-cb args)
+    (check-keywords 'tcp-connect args *tcp-connect-keywords*)
     (let ((args (copy-list args)))
       (remf args :event-cb)
       (connect-tcp-socket (apply #'init-tcp-socket read-cb :event-cb event-cb
@@ -131,9 +144,10 @@ and IPv6, each address tried in turn).
 
 (defun check-bind-address (address)
   (unless (or (null address) (ip-address-p address))
-    (error "Invalid address passed (not IPv4 or IPV6): ~s.  Give an IP ~
-            literal such as \"127.0.0.1\" or \"::\", or nil for every IPv4 ~
-            address." address)))
+    (argument-error 'tcp-server 'bind-address
+                    "invalid address (not IPv4 or IPv6): ~s.  Give an IP ~
+                     literal such as \"127.0.0.1\" or \"::\", or nil for ~
+                     every IPv4 address." address)))
 
 (defgeneric server-bind-error (server code)
   (:documentation "The condition signalled when SERVER cannot listen (error
@@ -155,7 +169,7 @@ CODE).")
                       :port (socket-server-port server)))))
 
 (defun make-server (class bind-address port read-cb &key event-cb connect-cb
-                                                       backlog stream fd
+                                                       backlog stream fd reuse-port
                                                        before-listen listener)
   "Listens like TCP-SERVER with a server of CLASS.  BEFORE-LISTEN, if given,
 is called with the new server object before it listens.  LISTENER, if
@@ -164,7 +178,7 @@ given, replaces the TCP bind: a function of (loop id backlog) returning
   (check-event-loop-running)
   (unless listener
     (check-bind-address bind-address)
-    (unless fd (check-port port t)))
+    (unless fd (check-port port t 'tcp-server)))
   (let* ((server (make-instance class :read-cb read-cb :event-cb event-cb
                                       :connect-cb connect-cb :stream stream
                                       :address bind-address :port port))
@@ -174,8 +188,9 @@ given, replaces the TCP bind: a function of (loop id backlog) returning
     (multiple-value-bind (ptr code)
         (cond (listener (funcall listener (loop-pointer) id backlog))
               (fd (cl-async-ffi:server-open-fd (loop-pointer) id fd backlog))
-              (t (cl-async-ffi:server-listen (loop-pointer) id bind-address
-                                             port backlog)))
+              (t (cl-async-ffi:server-listen
+                  (loop-pointer) id bind-address port backlog
+                  (if reuse-port cl-async-ffi:+listen-reuseport+ 0))))
       (unless ptr
         (unregister-object id)
         (setf (socket-server-closed server) t)
@@ -203,8 +218,14 @@ if it cannot listen.
                before its first read.
   :backlog     listen backlog (default 128).
   :stream      t: each connection gets an async-io-stream.
-  :fd          listen on this already bound socket instead."
+  :fd          listen on this already bound socket instead.
+  :reuse-port  t: SO_REUSEPORT, so that several servers (one event loop
+               per thread, or several processes) listen on one port and
+               the kernel spreads the connections over them.
+
+An unknown keyword or a bad address or port signals an ARGUMENT-ERROR."
   (multiple-value-bind (event-cb args) (split-event-cb args)
+    (check-keywords 'tcp-server args *tcp-server-keywords*)
     (let ((args (copy-list args)))
       (remf args :event-cb)
       (apply #'make-server 'tcp-server bind-address port read-cb

@@ -557,3 +557,85 @@ whether each connection resumed."
       (uiop:run-program (list "rm" "-rf" empty)))
     (is (typep event 'as-ssl:tcp-ssl-verify-error))
     (is (search "ca-certificates" (princ-to-string event)) "~a" event)))
+
+(test core-functions-name-bad-arguments-too
+  (with-test-loop ()
+    (flet ((message (thunk)
+             (handler-case (progn (funcall thunk) nil)
+               (as:argument-error (e) (princ-to-string e)))))
+      (is (isearch ":read-timout" (message (lambda () (as:tcp-connect "127.0.0.1" 1 nil
+                                                                       :read-timout 3)))))
+      (is (isearch ":read-timeout" (message (lambda () (as:tcp-connect "127.0.0.1" 1 nil
+                                                                        :read-timout 3))))
+          "the keyword meant is named")
+      (is (isearch ":backlg" (message (lambda () (as:tcp-server "127.0.0.1" 0 nil :backlg 5)))))
+      (is (isearch "host" (message (lambda () (as:tcp-connect nil 80 nil)))))
+      (let ((server (as:tcp-server "127.0.0.1" 0 nil)))
+        (as:tcp-connect "127.0.0.1" (as:tcp-server-port server) nil
+                        :event-cb (lambda (e) (declare (ignore e)))
+                        :connect-cb
+                        (lambda (s)
+                          (let ((m (message (lambda () (as:write-socket-data s 12345)))))
+                            (is (isearch "data" m))
+                            (is (isearch "string" m) "~a" m))
+                          (is (isearch "octet" (message (lambda ()
+                                                          (as:write-socket-data s #(1 2 300))))))
+                          (as:close-socket s)
+                          (as:close-tcp-server server)))))))
+
+;;;# Several loops on one port (SO_REUSEPORT)
+
+(test reuse-port-spreads-connections-over-two-loops-and-sessions-resume
+  (let* ((keys (ticket-key 7))
+         (counts (make-array 2 :initial-element 0))
+         (notifiers (make-array 2 :initial-element nil))
+         (port nil)
+         (lock (bt:make-lock)) (cv (bt:make-condition-variable))
+         (threads
+           (loop :for i :below 2
+                 :collect
+                 (let ((i i))
+                   (bt:make-thread
+                    (lambda ()
+                      (as:with-event-loop ()
+                        (let ((server (apply #'as-ssl:tcp-ssl-server "127.0.0.1"
+                                             (if (zerop i)
+                                                 0
+                                                 (bt:with-lock-held (lock)
+                                                   (loop :until port
+                                                         :do (bt:condition-wait cv lock))
+                                                   port))
+                                             (lambda (s d) (as:write-socket-data s d))
+                                             :reuse-port t :ticket-keys keys
+                                             :connect-cb (lambda (s) (declare (ignore s))
+                                                           (incf (aref counts i)))
+                                             (server-args))))
+                          (setf (aref notifiers i)
+                                (as:make-notifier (lambda () (as:close-tcp-server server))))
+                          (when (zerop i)
+                            (bt:with-lock-held (lock)
+                              (setf port (as:tcp-server-port server))
+                              (bt:condition-notify cv))))))
+                    :name (format nil "reuse-port loop ~a" i)))))
+         (reused 0) (done 0))
+    (loop :repeat 500 :until (and port (every #'identity notifiers)) :do (sleep 0.01))
+    (unwind-protect
+         (with-test-loop (:timeout 30)
+           (labels ((next (n)
+                      (if (>= n 24)
+                          nil
+                          (as-ssl:tcp-ssl-connect
+                           "127.0.0.1" port
+                           (lambda (s d) (declare (ignore d))
+                             (incf done)
+                             (when (as-ssl:ssl-socket-session-reused-p s) (incf reused))
+                             (as:with-delay (0.02) (as:close-socket s) (next (1+ n))))
+                           :ca-file (cert "ca.pem") :session "reuse-port" :data "x"
+                           :ciphers (format nil "~a:reuse-port" as-ssl:*ssl-default-ciphers*)))))
+             (next 0)))
+      (loop :for n :across notifiers :when n :do (as:trigger-notifier n))
+      (mapc #'bt:join-thread threads))
+    (is (= 24 done))
+    (is (plusp (aref counts 0)) "loop 0 took connections: ~a" counts)
+    (is (plusp (aref counts 1)) "loop 1 took connections: ~a" counts)
+    (is (>= reused 20) "sessions resume whichever loop takes them: ~a of 24" reused)))

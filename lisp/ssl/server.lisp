@@ -183,13 +183,14 @@ name (see TCP-SSL-SERVER)."
 
 ;;;# tcp-ssl-server
 
-(defparameter *listen-keywords* '(:event-cb :connect-cb :backlog :stream :fd)
+(defparameter *listen-keywords* '(:event-cb :connect-cb :backlog :stream :fd :reuse-port)
   "The keywords TCP-SERVER takes, which TCP-SSL-SERVER takes too.")
 
 (defun tcp-ssl-server (bind-address port read-cb &rest args)
   "Like TCP-SERVER, but every accepted connection runs TLS (an SSL-SOCKET);
 its connect-cb runs once the handshake is complete.  Every keyword of
-TCP-SERVER is accepted (:event-cb :connect-cb :backlog :stream :fd), plus
+TCP-SERVER is accepted (:event-cb :connect-cb :backlog :stream :fd
+:reuse-port), plus
 those of MAKE-SSL-CONTEXT (files may be given as octets), in short:
 
   :certificate   PEM chain (leaf first, then intermediates, like nginx),
@@ -233,7 +234,7 @@ certificate while it runs."
   (multiple-value-bind (event-cb args) (split-event-cb args)
     (check-keywords 'tcp-ssl-server args (append *listen-keywords* *server-keywords*))
     (check-event-loop-running)
-    (destructuring-bind (&key connect-cb backlog stream fd sni ocsp-response
+    (destructuring-bind (&key connect-cb backlog stream fd reuse-port sni ocsp-response
                               verify-callback
                               (handshake-timeout *ssl-handshake-timeout*)
                          &allow-other-keys)
@@ -244,6 +245,7 @@ certificate while it runs."
                (let ((server (make-server 'tcp-ssl-server bind-address port read-cb
                                           :event-cb event-cb :connect-cb connect-cb
                                           :backlog backlog :stream stream :fd fd
+                                          :reuse-port reuse-port
                                           :before-listen
                                           (lambda (server)
                                             (setf (tcp-ssl-server-context server) context
