@@ -57,6 +57,20 @@ const char *test_cert_path(const char *file) {
   return buf;
 }
 
+int test_run_bounded(casl_loop *loop, int64_t guard_id, uint64_t ms,
+                     const int *guard_fired) {
+  casl_timer *guard;
+  int rc;
+  if (casl_timer_new(loop, guard_id, &guard) != 0)
+    return 1;
+  casl_handle_ref((casl_handle *)guard, 0);
+  if (casl_timer_start(guard, ms, 0) != 0)
+    return 1;
+  rc = casl_loop_run(loop);
+  casl_timer_close(guard);
+  return *guard_fired || rc < 0;
+}
+
 char *test_read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   char *buf = NULL;

@@ -119,16 +119,7 @@ static const casl_callbacks cbs = {
     .sni = on_sni};
 
 static int run_bounded(uint64_t ms) {
-  casl_timer *t;
-  if (casl_timer_new(g.loop, GUARD, &t) != 0)
-    return 1;
-  casl_handle_ref((casl_handle *)t, 0);
-  if (casl_timer_start(t, ms, 0) != 0)
-    return 1;
-  if (casl_loop_run(g.loop) < 0)
-    return 1;
-  casl_timer_close(t);
-  return g.guard_fired;
+  return test_run_bounded(g.loop, GUARD, ms, &g.guard_fired);
 }
 
 /* A loop, a TLS server (cert NAME) listening, and a client context that

@@ -197,16 +197,7 @@ static const casl_callbacks cbs = {
 
 /* Runs the loop with a guard timer; returns non-zero if the guard fired. */
 static int run_bounded(uint64_t ms) {
-  casl_timer *guard;
-  int rc;
-  if (casl_timer_new(g.loop, GUARD_ID, &guard) != 0)
-    return 1;
-  casl_handle_ref((casl_handle *)guard, 0);
-  if (casl_timer_start(guard, ms, 0) != 0)
-    return 1;
-  rc = casl_loop_run(g.loop);
-  casl_timer_close(guard);
-  return g.guard_fired || rc < 0;
+  return test_run_bounded(g.loop, GUARD_ID, ms, &g.guard_fired);
 }
 
 static int setup(void) {

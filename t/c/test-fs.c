@@ -119,16 +119,7 @@ static int setup(void) {
 }
 
 static int run_bounded(uint64_t ms) {
-  casl_timer *guard;
-  int rc;
-  if (casl_timer_new(f.loop, GUARD_ID, &guard) != 0)
-    return 1;
-  casl_handle_ref((casl_handle *)guard, 0);
-  if (casl_timer_start(guard, ms, 0) != 0)
-    return 1;
-  rc = casl_loop_run(f.loop);
-  casl_timer_close(guard);
-  return f.guard_fired || rc < 0;
+  return test_run_bounded(f.loop, GUARD_ID, ms, &f.guard_fired);
 }
 
 /* Removes a directory made by a test and what it holds (one level). */

@@ -71,16 +71,7 @@ static int setup(void) {
 }
 
 static int run_bounded(uint64_t ms) {
-  casl_timer *guard;
-  int rc;
-  if (casl_timer_new(s.loop, GUARD_ID, &guard) != 0)
-    return 1;
-  casl_handle_ref((casl_handle *)guard, 0);
-  if (casl_timer_start(guard, ms, 0) != 0)
-    return 1;
-  rc = casl_loop_run(s.loop);
-  casl_timer_close(guard);
-  return s.guard_fired || rc < 0;
+  return test_run_bounded(s.loop, GUARD_ID, ms, &s.guard_fired);
 }
 
 /* Sends signum to ourselves from a timer after ms. */

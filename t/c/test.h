@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cl-async-ssl.h"
+
 #define TEST_IMPL(name)                                                     \
   int test_##name(void);                                                    \
   int test_##name(void)
@@ -23,6 +25,11 @@
 extern const char *test_certs_dir;
 /* test_cert_path("ca.pem") -> "<certs dir>/ca.pem" (static buffer ring). */
 const char *test_cert_path(const char *file);
+/* Runs loop with an unreferenced guard timer of guard_id that fires after
+ * ms (the test's timer callback sets *guard_fired for it): non-zero if
+ * the guard fired or the loop failed. */
+int test_run_bounded(casl_loop *loop, int64_t guard_id, uint64_t ms,
+                     const int *guard_fired);
 /* Reads a whole file into a malloc'd buffer; *len gets its size. */
 char *test_read_file(const char *path, size_t *len);
 
