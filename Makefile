@@ -7,6 +7,8 @@
 #                    + UBSan
 #   make valgrind    the C tests under valgrind (no errors, no definite leaks)
 #   make fuzz        the TLS filter fuzzer for FUZZ_SECONDS (default 60)
+#   make torture     every allocation failing in turn (ASan + UBSan + LSan);
+#                    TORTURE_RUNS=R samples R per scenario (CI)
 #   make lint        cppcheck and clang-tidy (analyzer and bugprone checks) over c/
 #   make scan        sslscan and testssl.sh against a default tcp-ssl-server
 #   make stress      hostile peers, leaks and 10 000 connections against a
@@ -16,6 +18,7 @@
 
 SHELL := /bin/sh
 FUZZ_SECONDS ?= 60
+TORTURE_RUNS ?= 0
 STRESS_SIZE ?= full
 
 # Debian packages every target needs (installed when missing).
@@ -26,7 +29,7 @@ ASAN_DEPS = libasan8 libubsan1
 VALGRIND_DEPS = valgrind
 FUZZ_DEPS = clang libclang-rt-14-dev
 
-.PHONY: all deps build test demo asan valgrind fuzz bench-filter stress scan lint clean
+.PHONY: all deps build test demo asan valgrind fuzz torture bench-filter stress scan lint clean
 
 all: build
 
@@ -61,13 +64,29 @@ fuzz: deps
 	$(MAKE) -C c fuzz-bin
 	sh t/fuzz/run-fuzz.sh $(FUZZ_SECONDS)
 
+# Every allocation failing in turn (t/torture/run-torture.c); TORTURE_RUNS=0
+# runs them all.
+torture: deps
+	@sh t/install-deps.sh $(ASAN_DEPS)
+	$(MAKE) -C c MODE=torture torture-bin
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  c/build-torture/run-torture --runs $(TORTURE_RUNS)
+
+LINT_SRCS = $(filter-out c/alloc-torture.c,$(wildcard c/*.c))
 LINT_CHECKS = -*,clang-analyzer-*,bugprone-*,-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier,-bugprone-narrowing-conversions,-bugprone-implicit-widening-of-multiplication-result
 lint: deps
 	@sh t/install-deps.sh cppcheck clang-tidy
 	cppcheck --enable=warning,performance,portability --quiet --std=c11 \
-	  -I c $$(pkg-config --cflags-only-I libuv openssl) c/*.c
-	clang-tidy --quiet -checks='$(LINT_CHECKS)' c/*.c \
+	  -I c $$(pkg-config --cflags-only-I libuv openssl) $(LINT_SRCS)
+	cppcheck --enable=warning,performance,portability --quiet --std=c11 \
+	  -DCASL_TORTURE -I c $$(pkg-config --cflags-only-I libuv openssl) c/alloc-torture.c
+	clang-tidy --quiet -checks='$(LINT_CHECKS)' $(LINT_SRCS) \
 	  -- -std=c11 -D_GNU_SOURCE -Ic $$(pkg-config --cflags libuv openssl)
+	clang-tidy --quiet -checks='$(LINT_CHECKS)' c/alloc-torture.c \
+	  -- -std=c11 -D_GNU_SOURCE -DCASL_TORTURE -Ic $$(pkg-config --cflags libuv openssl)
+	@! grep -nE '(^|[^_[:alnum:]>.])(malloc|calloc|realloc|free|strdup|strndup)\(' \
+	  $(LINT_SRCS) || { echo "lint: allocate with casl__malloc & co (c/internal.h)"; exit 1; }
 
 scan: build
 	@sh t/install-deps.sh testssl.sh sslscan

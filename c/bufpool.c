@@ -5,13 +5,14 @@
 #include <string.h>
 
 #include "bufpool.h"
+#include "internal.h"
 
 void *casl__buf_get(casl_bufpool *pool, size_t size) {
   if (size == CASL_BUF_SIZE && pool->small_n > 0)
     return pool->small[--pool->small_n];
   if (size == CASL_BIG_BUF_SIZE && pool->big_n > 0)
     return pool->big[--pool->big_n];
-  return malloc(size);
+  return casl__malloc(size);
 }
 
 void casl__buf_put(casl_bufpool *pool, void *buf, size_t size) {
@@ -27,7 +28,7 @@ void casl__buf_put(casl_bufpool *pool, void *buf, size_t size) {
       return;
     }
   }
-  free(buf);
+  casl__free(buf);
 }
 
 /* Data up to this size is always copied out of a read buffer into one of
@@ -49,7 +50,7 @@ char *casl__buf_fit(casl_bufpool *pool, char *buf, size_t len, size_t *cap) {
       return buf;
     }
   }
-  p = malloc(len);
+  p = casl__malloc(len);
   if (p == NULL) {
     if (*cap == CASL_BIG_BUF_SIZE)
       pool->big_held++;
@@ -71,8 +72,8 @@ void casl__bufpool_drain(casl_bufpool *pool) {
   int i;
   pool->draining = 1;
   for (i = 0; i < pool->small_n; i++)
-    free(pool->small[i]);
+    casl__free(pool->small[i]);
   for (i = 0; i < pool->big_n; i++)
-    free(pool->big[i]);
+    casl__free(pool->big[i]);
   pool->small_n = pool->big_n = 0;
 }

@@ -48,6 +48,8 @@
  *   tls-conninfo.c         what a connection negotiated, peer certificate
  *   tls-constants.c        OpenSSL constants by name
  *   tls-util.c             buffers and error text shared by the TLS files
+ *   alloc-torture.c        the allocation-failure build's counting
+ *                          allocator (torture.h; make torture only)
  *
  * Conventions
  *   - Every function that can fail returns 0 or a negative code: a libuv
@@ -58,6 +60,11 @@
  *   - Handles are created with an application id (int64_t); every event
  *     passes that id back.  A handle's memory stays valid until its `closed'
  *     event has been dispatched, then it is freed by the library.
+ *   - Out of memory: a handle whose event cannot be queued is closed at
+ *     once after the current round of events, and gets `error' (UV_ENOMEM,
+ *     or the error that could not be queued) right before its `closed'.
+ *     `closed' itself and the answers of DNS and filesystem requests never
+ *     need memory when they happen.
  *   - Strings are NUL-terminated UTF-8; byte buffers are pointer + length
  *     and are copied when a function needs to keep them.
  *   - Nothing here is thread-safe except casl_notifier_send().  Different

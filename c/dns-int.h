@@ -23,6 +23,7 @@ struct casl_resolve {
   casl__resolve_cb cb; /* NULL once cancelled */
   void *ud;            /* the caller's */
   int64_t id;          /* the caller's */
+  casl_event *ev;      /* casl_dns_lookup: its event, taken beforehand */
 };
 
 /* Starts resolving host (hints: family AF_*, flags AI_*; stream sockets)

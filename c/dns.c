@@ -18,7 +18,8 @@ static void resolve_done(uv_getaddrinfo_t *req, int status,
     r->cb(r, status, res);
   else
     uv_freeaddrinfo(res);
-  free(r);
+  casl__event_discard(loop, r->ev); /* not queued: cancelled */
+  casl__free(r);
 }
 
 int casl__resolve(casl_loop *loop, const char *host, int family, int flags,
@@ -28,7 +29,7 @@ int casl__resolve(casl_loop *loop, const char *host, int family, int flags,
   struct addrinfo hints;
   int rc;
   *out = NULL;
-  r = calloc(1, sizeof(*r));
+  r = casl__calloc(1, sizeof(*r));
   if (r == NULL)
     return CASL_ENOMEM;
   r->loop = loop;
@@ -44,7 +45,7 @@ int casl__resolve(casl_loop *loop, const char *host, int family, int flags,
   hints.ai_flags = flags;
   rc = uv_getaddrinfo(&loop->uv, &r->uv, resolve_done, host, NULL, &hints);
   if (rc != 0) {
-    free(r);
+    casl__free(r);
     return rc;
   }
   casl__req_add(loop, &r->req);
@@ -73,7 +74,7 @@ static char *pack_addresses(const struct addrinfo *res, int *count) {
   if (n == 0)
     return NULL;
   need = (size_t)n * (sizeof(char *) + sizeof(int) + INET6_ADDRSTRLEN);
-  block = malloc(need);
+  block = casl__malloc(need);
   if (block == NULL)
     return NULL;
   ptrs = (char **)(void *)block;
@@ -100,32 +101,43 @@ static char *pack_addresses(const struct addrinfo *res, int *count) {
 }
 
 static void lookup_done(casl_resolve *r, int status, struct addrinfo *res) {
-  casl_event *ev = casl__event_push(r->loop, CASL_EV_DNS, NULL);
-  if (ev != NULL) {
-    ev->id = r->id;
-    ev->code = status;
-    if (status == 0) {
-      int n = 0;
-      ev->buf = pack_addresses(res, &n);
-      ev->len = (size_t)n;
-      if (n == 0)
-        ev->code = UV_EAI_NODATA;
-      else if (ev->buf == NULL)
-        ev->code = UV_EAI_MEMORY;
-    }
+  casl_event *ev = r->ev;
+  r->ev = NULL;
+  ev->id = r->id;
+  ev->code = status;
+  if (status == 0) {
+    int n = 0;
+    ev->buf = pack_addresses(res, &n);
+    ev->len = (size_t)n;
+    if (n == 0)
+      ev->code = UV_EAI_NODATA;
+    else if (ev->buf == NULL)
+      ev->code = UV_EAI_MEMORY;
   }
+  casl__event_queue(r->loop, ev, CASL_EV_DNS, NULL);
   uv_freeaddrinfo(res);
 }
 
 int casl_dns_lookup(casl_loop *loop, int64_t id, const char *host, int family) {
   casl_resolve *r;
+  casl_event *ev;
+  int rc;
   if (host == NULL || *host == '\0')
     return CASL_EINVAL;
-  return casl__resolve(loop, host,
-                       family == CASL_AF_INET    ? AF_INET
-                       : family == CASL_AF_INET6 ? AF_INET6
-                                                 : AF_UNSPEC,
-                       0, lookup_done, NULL, id, &r);
+  /* Taken now, so that the answer can always be told. */
+  if ((ev = casl__event_new(loop)) == NULL)
+    return CASL_ENOMEM;
+  rc = casl__resolve(loop, host,
+                     family == CASL_AF_INET    ? AF_INET
+                     : family == CASL_AF_INET6 ? AF_INET6
+                                               : AF_UNSPEC,
+                     0, lookup_done, NULL, id, &r);
+  if (rc != 0) {
+    casl__event_discard(loop, ev);
+    return rc;
+  }
+  r->ev = ev;
+  return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -136,22 +148,24 @@ typedef struct nameinfo_req {
   uv_getnameinfo_t uv;
   casl_loop *loop;
   int64_t id;
+  casl_event *ev; /* taken beforehand: the answer can always be told */
 } nameinfo_req;
 
 static void nameinfo_done(uv_getnameinfo_t *u, int status, const char *host,
                           const char *service) {
   nameinfo_req *r = u->data;
   casl_loop *loop = r->loop;
-  casl_event *ev;
+  casl_event *ev = r->ev;
   casl__req_remove(loop, &r->req);
   loop->st.dns_queries--;
-  if (!loop->tearing_down &&
-      (ev = casl__event_push(loop, CASL_EV_NAMEINFO, NULL)) != NULL) {
+  if (loop->tearing_down) {
+    casl__event_discard(loop, ev);
+  } else {
     ev->id = r->id;
     ev->code = status;
     if (status == 0) {
       size_t h = strlen(host), s = strlen(service);
-      ev->buf = malloc(h + s + 2);
+      ev->buf = casl__malloc(h + s + 2);
       if (ev->buf == NULL) {
         ev->code = UV_EAI_MEMORY;
       } else {
@@ -159,8 +173,9 @@ static void nameinfo_done(uv_getnameinfo_t *u, int status, const char *host,
         memcpy(ev->buf + h + 1, service, s + 1);
       }
     }
+    casl__event_queue(loop, ev, CASL_EV_NAMEINFO, NULL);
   }
-  free(r);
+  casl__free(r);
 }
 
 int casl_dns_reverse(casl_loop *loop, int64_t id, const char *ip) {
@@ -171,9 +186,11 @@ int casl_dns_reverse(casl_loop *loop, int64_t id, const char *ip) {
       (uv_ip4_addr(ip, 0, (struct sockaddr_in *)(void *)&ss) != 0 &&
        uv_ip6_addr(ip, 0, (struct sockaddr_in6 *)(void *)&ss) != 0))
     return CASL_EINVAL;
-  r = calloc(1, sizeof(*r));
-  if (r == NULL)
+  r = casl__calloc(1, sizeof(*r));
+  if (r == NULL || (r->ev = casl__event_new(loop)) == NULL) {
+    casl__free(r);
     return CASL_ENOMEM;
+  }
   r->loop = loop;
   r->id = id;
   r->uv.data = r;
@@ -181,7 +198,8 @@ int casl_dns_reverse(casl_loop *loop, int64_t id, const char *ip) {
   rc = uv_getnameinfo(&loop->uv, &r->uv, nameinfo_done,
                       (const struct sockaddr *)&ss, 0);
   if (rc != 0) {
-    free(r);
+    casl__event_discard(loop, r->ev);
+    casl__free(r);
     return rc;
   }
   casl__req_add(loop, &r->req);

@@ -1,7 +1,6 @@
 /*
  * fsevent.c -- filesystem watchers.
  */
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "loop-int.h"
@@ -19,14 +18,15 @@ static void fs_event_cb(uv_fs_event_t *u, const char *name, int events,
     return;
   ev = casl__event_push(w->h.loop, CASL_EV_FS_EVENT, &w->h);
   if (ev == NULL) {
-    fprintf(stderr, "cl-async-ssl: out of memory, fs event lost\n");
+    casl__handle_lost(&w->h, UV_ENOMEM);
     return;
   }
   ev->code = status;
   ev->num = (events & UV_RENAME ? CASL_FS_RENAME : 0) |
             (events & UV_CHANGE ? CASL_FS_CHANGE : 0);
-  if (name != NULL && (ev->buf = casl__strdup(name)) == NULL)
-    ev->code = UV_ENOMEM;
+  /* Out of memory for the name: the event still counts, name unknown. */
+  if (name != NULL)
+    ev->buf = casl__strdup(name);
 }
 
 static uv_handle_t *fs_event_uv(casl_handle *h) {
@@ -52,12 +52,12 @@ int casl_fs_event_new(casl_loop *loop, int64_t id, const char *path,
   *out = NULL;
   if (path == NULL || *path == '\0')
     return CASL_EINVAL;
-  w = calloc(1, sizeof(*w));
+  w = casl__calloc(1, sizeof(*w));
   if (w == NULL)
     return CASL_ENOMEM;
   rc = uv_fs_event_init(&loop->uv, &w->uv);
   if (rc != 0) {
-    free(w);
+    casl__free(w);
     return rc;
   }
   w->uv.data = w;

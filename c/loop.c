@@ -57,7 +57,7 @@ static void handle_free(casl_handle *h) {
   if (h->ops->release != NULL)
     h->ops->release(h);
   else
-    free(h);
+    casl__free(h);
 }
 
 void casl__handle_uv_closed(casl_handle *h) {
@@ -70,12 +70,7 @@ void casl__handle_uv_closed(casl_handle *h) {
   }
   if (h->loop->tearing_down)
     return; /* casl_loop_free frees every handle at the end */
-  if (casl__event_push(h->loop, CASL_EV_CLOSED, h) == NULL) {
-    /* Out of memory: nobody will be told; free it now so it does not
-     * leak.  The application keeps a stale id, which it never uses
-     * again because it only drops ids on `closed'. */
-    handle_free(h);
-  }
+  (void)casl__event_push(h->loop, CASL_EV_CLOSED, h); /* never fails */
 }
 
 static void generic_close_cb(uv_handle_t *u) {
@@ -139,8 +134,15 @@ static void flush_dirty(casl_loop *loop) {
     loop->dirty = h->dirty_next;
     h->flags &= ~(unsigned)CASL_HF_DIRTY;
     h->dirty_next = NULL;
-    if (h->ops->flush != NULL)
+    if (h->flags & CASL_HF_LOST) {
+      /* Closed by the application since: it hears nothing more. */
+      if (h->flags & CASL_HF_CLOSING)
+        h->lost = 0;
+      h->flags |= CASL_HF_CLOSING;
+      h->ops->close_now(h);
+    } else if (h->ops->flush != NULL) {
       h->ops->flush(h);
+    }
   }
 }
 
@@ -170,9 +172,23 @@ void casl__req_remove(casl_loop *loop, casl_req *r) {
 
 static void idle_cb(uv_idle_t *idle) { (void)idle; }
 
-casl_event *casl__event_push(casl_loop *loop, casl_evtype type,
-                             casl_handle *h) {
+casl_event *casl__event_new(casl_loop *loop) {
   casl_event *ev;
+  if (loop->ev_free != NULL) {
+    ev = loop->ev_free;
+    loop->ev_free = ev->next;
+    loop->ev_free_count--;
+  } else {
+    ev = casl__malloc(sizeof(*ev));
+    if (ev == NULL)
+      return NULL;
+  }
+  memset(ev, 0, sizeof(*ev));
+  return ev;
+}
+
+void casl__event_queue(casl_loop *loop, casl_event *ev, casl_evtype type,
+                       casl_handle *h) {
   if (!loop->idle_active && !loop->tearing_down) {
     /* Timers and deferred callbacks run before libuv polls; an active
      * idle handle makes that poll return at once, so these events are
@@ -180,33 +196,37 @@ casl_event *casl__event_push(casl_loop *loop, casl_evtype type,
     if (uv_idle_start(&loop->idle, idle_cb) == 0)
       loop->idle_active = 1;
   }
-  if (loop->ev_free != NULL) {
-    ev = loop->ev_free;
-    loop->ev_free = ev->next;
-    loop->ev_free_count--;
-  } else {
-    ev = malloc(sizeof(*ev));
-    if (ev == NULL)
-      return NULL;
-  }
-  memset(ev, 0, sizeof(*ev));
   ev->type = type;
   ev->h = h;
+  ev->next = NULL;
   if (loop->ev_tail != NULL)
     loop->ev_tail->next = ev;
   else
     loop->ev_head = ev;
   loop->ev_tail = ev;
   loop->ev_count++;
+}
+
+casl_event *casl__event_push(casl_loop *loop, casl_evtype type,
+                             casl_handle *h) {
+  casl_event *ev;
+  if (type == CASL_EV_CLOSED) {
+    ev = &h->closed_ev;
+    memset(ev, 0, sizeof(*ev));
+  } else if ((ev = casl__event_new(loop)) == NULL) {
+    return NULL;
+  }
+  casl__event_queue(loop, ev, type, h);
   return ev;
 }
 
-/* Releases what an event owns and recycles it. */
+/* Releases what an event owns and recycles it.  Not for `closed' events,
+ * which live in their handle. */
 static void event_release(casl_loop *loop, casl_event *ev) {
   if (ev->type == CASL_EV_READ)
     casl__buf_done(&loop->pool, ev->buf, ev->cap);
   else
-    free(ev->buf);
+    casl__free(ev->buf);
   if (ev->type == CASL_EV_ACCEPT && ev->h != NULL &&
       (ev->h->flags & CASL_HF_SILENT) && !(ev->h->flags & CASL_HF_CLOSING))
     ev->h->ops->close_now(ev->h);
@@ -215,8 +235,22 @@ static void event_release(casl_loop *loop, casl_event *ev) {
     loop->ev_free = ev;
     loop->ev_free_count++;
   } else {
-    free(ev);
+    casl__free(ev);
   }
+}
+
+void casl__event_discard(casl_loop *loop, casl_event *ev) {
+  if (ev != NULL)
+    event_release(loop, ev);
+}
+
+void casl__handle_lost(casl_handle *h, int code) {
+  if (h->flags & (CASL_HF_LOST | CASL_HF_UVCLOSED))
+    return;
+  h->flags |= CASL_HF_LOST;
+  if (!(h->flags & CASL_HF_CLOSING))
+    h->lost = code;
+  casl__loop_mark_dirty(h);
 }
 
 void casl__event_take_reads(casl_loop *loop, casl_handle *h,
@@ -266,6 +300,12 @@ static void dispatch_one(casl_loop *loop, casl_event *ev) {
       cb->notify(h->id);
     break;
   case CASL_EV_CLOSED:
+    if (h->lost != 0 && !(h->flags & CASL_HF_SILENT)) {
+      int code = h->lost;
+      h->lost = 0;
+      if (cb->error)
+        cb->error(h->id, code);
+    }
     if (cb->closed && !(h->flags & CASL_HF_SILENT))
       cb->closed(h->id);
     /* The application is done with h: free it.  (If the callback left by
@@ -364,6 +404,16 @@ static long dispatch(casl_loop *loop) {
       loop->ev_tail = NULL;
     loop->ev_count--;
     ev->next = NULL;
+    if (ev->type == CASL_EV_CLOSED) {
+      /* The event is the handle's own: gone with it. */
+      loop->current = ev;
+      dispatch_one(loop, ev);
+      loop->current = NULL;
+      n++;
+      if (is_last)
+        break;
+      continue;
+    }
     if (event_wanted(ev)) {
       loop->current = ev;
       dispatch_one(loop, ev);
@@ -387,19 +437,19 @@ int casl_loop_new(casl_loop **out, const casl_callbacks *cbs) {
   int rc;
   *out = NULL;
   casl__global_init();
-  loop = calloc(1, sizeof(*loop));
+  loop = casl__calloc(1, sizeof(*loop));
   if (loop == NULL)
     return CASL_ENOMEM;
   rc = uv_loop_init(&loop->uv);
   if (rc != 0) {
-    free(loop);
+    casl__free(loop);
     return rc;
   }
   loop->uv.data = loop;
   rc = uv_idle_init(&loop->uv, &loop->idle);
   if (rc != 0) {
     (void)uv_loop_close(&loop->uv);
-    free(loop);
+    casl__free(loop);
     return rc;
   }
   uv_unref((uv_handle_t *)&loop->idle);
@@ -408,7 +458,7 @@ int casl_loop_new(casl_loop **out, const casl_callbacks *cbs) {
     uv_close((uv_handle_t *)&loop->idle, NULL);
     (void)uv_run(&loop->uv, UV_RUN_NOWAIT);
     (void)uv_loop_close(&loop->uv);
-    free(loop);
+    casl__free(loop);
     return rc;
   }
   uv_unref((uv_handle_t *)&loop->cap);
@@ -500,7 +550,7 @@ static void drop_events(casl_loop *loop) {
   while ((ev = loop->ev_head) != NULL) {
     loop->ev_head = ev->next;
     if (ev->type == CASL_EV_CLOSED)
-      ev->h = NULL; /* still listed: freed at the end */
+      continue; /* the handle's own; it is still listed: freed at the end */
     if (ev->type == CASL_EV_ACCEPT)
       ev->h->flags |= CASL_HF_SILENT;
     event_release(loop, ev);
@@ -522,9 +572,8 @@ void casl_loop_free(casl_loop *loop) {
     /* A callback left by a non-local exit: its event was never released. */
     ev = loop->current;
     loop->current = NULL;
-    if (ev->type == CASL_EV_CLOSED)
-      ev->h = NULL; /* still listed: freed below */
-    event_release(loop, ev);
+    if (ev->type != CASL_EV_CLOSED) /* that one is the handle's own */
+      event_release(loop, ev);
   }
   drop_events(loop);
   close_all(loop);
@@ -552,9 +601,9 @@ void casl_loop_free(casl_loop *loop) {
   }
   while ((ev = loop->ev_free) != NULL) {
     loop->ev_free = ev->next;
-    free(ev);
+    casl__free(ev);
   }
-  free(loop);
+  casl__free(loop);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -1,7 +1,6 @@
 /*
  * notifier.c -- notifiers: wake the loop from any thread.
  */
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "loop-int.h"
@@ -16,7 +15,7 @@ static void async_cb(uv_async_t *u) {
   if (n->h.flags & CASL_HF_CLOSING)
     return;
   if (casl__event_push(n->h.loop, CASL_EV_NOTIFY, &n->h) == NULL)
-    fprintf(stderr, "cl-async-ssl: out of memory, notifier event lost\n");
+    casl__handle_lost(&n->h, UV_ENOMEM);
 }
 
 static uv_handle_t *notifier_uv(casl_handle *h) {
@@ -39,12 +38,12 @@ int casl_notifier_new(casl_loop *loop, int64_t id, casl_notifier **out) {
   casl_notifier *n;
   int rc;
   *out = NULL;
-  n = calloc(1, sizeof(*n));
+  n = casl__calloc(1, sizeof(*n));
   if (n == NULL)
     return CASL_ENOMEM;
   rc = uv_async_init(&loop->uv, &n->uv, async_cb);
   if (rc != 0) {
-    free(n);
+    casl__free(n);
     return rc;
   }
   casl__handle_init(loop, &n->h, &notifier_ops, id, &loop->st.notifiers);

@@ -91,14 +91,14 @@ int casl_pipe_listen(casl_loop *loop, int64_t id, const char *path, int backlog,
     return CASL_ENOMEM;
   fd = bind_socket(path, &st);
   if (fd < 0) {
-    free(copy);
+    casl__free(copy);
     return fd;
   }
   rc = casl__server_new(loop, id, CASL_STREAM_PIPE, &s);
   if (rc != 0) {
     (void)close(fd);
     (void)unlink(path);
-    free(copy);
+    casl__free(copy);
     return rc;
   }
   s->unlink_path = copy;

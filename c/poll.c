@@ -1,7 +1,6 @@
 /*
  * poll.c -- descriptor pollers (the application's own file descriptors).
  */
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "loop-int.h"
@@ -18,7 +17,7 @@ static void poll_cb(uv_poll_t *u, int status, int events) {
     return;
   ev = casl__event_push(p->h.loop, CASL_EV_POLL, &p->h);
   if (ev == NULL) {
-    fprintf(stderr, "cl-async-ssl: out of memory, poll event lost\n");
+    casl__handle_lost(&p->h, UV_ENOMEM);
     return;
   }
   ev->code = status;
@@ -51,13 +50,13 @@ int casl_poll_new(casl_loop *loop, int64_t id, int fd, int events,
       (events &
        ~(CASL_POLL_READABLE | CASL_POLL_WRITABLE | CASL_POLL_DISCONNECT)) != 0)
     return CASL_EINVAL;
-  p = calloc(1, sizeof(*p));
+  p = casl__calloc(1, sizeof(*p));
   if (p == NULL)
     return CASL_ENOMEM;
   /* uv_poll_init fails before it links the handle: nothing to close. */
   rc = uv_poll_init(&loop->uv, &p->uv, fd);
   if (rc != 0) {
-    free(p);
+    casl__free(p);
     return rc;
   }
   p->uv.data = p;

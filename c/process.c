@@ -67,7 +67,7 @@ static void exit_cb(uv_process_t *u, int64_t status, int term_signal) {
       ev->num = status;
       ev->code = term_signal;
     } else {
-      fprintf(stderr, "cl-async-ssl: out of memory, exit event lost\n");
+      casl__handle_lost(&p->h, UV_ENOMEM);
     }
   }
   /* Done: `closed' follows the `exit' event. */
@@ -168,12 +168,12 @@ int casl_process_spawn(casl_loop *loop, int64_t id, const casl_spawn_options *o,
     return CASL_EINVAL;
   for (i = 0; i < o->stdio_count; i++)
     o->stdio[i].pipe = NULL;
-  sc = calloc((size_t)o->stdio_count + 1, sizeof(*sc));
-  fds = malloc(((size_t)o->stdio_count + 1) * sizeof(*fds));
+  sc = casl__calloc((size_t)o->stdio_count + 1, sizeof(*sc));
+  fds = casl__malloc(((size_t)o->stdio_count + 1) * sizeof(*fds));
   if (fds != NULL)
     for (i = 0; i < o->stdio_count; i++)
       fds[i] = -1;
-  p = calloc(1, sizeof(*p));
+  p = casl__calloc(1, sizeof(*p));
   if (sc == NULL || fds == NULL || p == NULL) {
     rc = CASL_ENOMEM;
     goto fail;
@@ -196,8 +196,8 @@ int casl_process_spawn(casl_loop *loop, int64_t id, const casl_spawn_options *o,
   for (i = 0; i < o->stdio_count; i++)
     if (fds[i] >= 0)
       (void)close(fds[i]);
-  free(fds);
-  free(sc);
+  casl__free(fds);
+  casl__free(sc);
   if (rc != 0) {
     /* libuv wants the handle of a failed spawn closed too. */
     p->h.flags |= CASL_HF_SILENT | CASL_HF_CLOSING;
@@ -222,9 +222,9 @@ fail:
       if (fds[i] >= 0)
         (void)close(fds[i]);
   drop_pipes(o);
-  free(fds);
-  free(sc);
-  free(p);
+  casl__free(fds);
+  casl__free(sc);
+  casl__free(p);
   return rc;
 }
 

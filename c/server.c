@@ -15,17 +15,19 @@ static void push_error(casl_server *s, int code) {
   casl_event *ev = casl__event_push(s->h.loop, CASL_EV_ERROR, &s->h);
   if (ev != NULL)
     ev->code = code;
+  else
+    casl__handle_lost(&s->h, code);
 }
 
 /* Out of memory for a connection: accept it and drop it, or libuv keeps
  * reporting it. */
-static void dropped_cb(uv_handle_t *u) { free(u); }
+static void dropped_cb(uv_handle_t *u) { casl__free(u); }
 
 static void accept_and_drop(casl_server *s) {
-  casl_stream_uv *tmp = malloc(sizeof(*tmp));
+  casl_stream_uv *tmp = casl__malloc(sizeof(*tmp));
   if (tmp == NULL ||
       casl__stream_uv_init(s->h.loop, s->kind, &tmp->stream) != 0) {
-    free(tmp);
+    casl__free(tmp);
     return;
   }
   (void)uv_accept(server_uv(s), &tmp->stream);
@@ -88,7 +90,7 @@ static void unlink_own_file(casl_server *s) {
   if (lstat(s->unlink_path, &st) == 0 && st.st_dev == s->dev &&
       st.st_ino == s->ino)
     (void)unlink(s->unlink_path);
-  free(s->unlink_path);
+  casl__free(s->unlink_path);
   s->unlink_path = NULL;
 }
 
@@ -106,8 +108,8 @@ static void server_release(casl_handle *h) {
   casl_server *s = (casl_server *)h;
   if (s->tls_ctx != NULL)
     casl_tls_ctx_unref(s->tls_ctx);
-  free(s->unlink_path);
-  free(s);
+  casl__free(s->unlink_path);
+  casl__free(s);
 }
 
 /* One per casl_stream_kind, in order. */
@@ -119,14 +121,14 @@ static const casl_handle_ops server_ops[] = {
 
 int casl__server_new(casl_loop *loop, int64_t id, casl_stream_kind kind,
                      casl_server **out) {
-  casl_server *s = calloc(1, sizeof(*s));
+  casl_server *s = casl__calloc(1, sizeof(*s));
   int rc;
   *out = NULL;
   if (s == NULL)
     return CASL_ENOMEM;
   rc = casl__stream_uv_init(loop, kind, server_uv(s));
   if (rc != 0) {
-    free(s);
+    casl__free(s);
     return rc;
   }
   s->kind = kind;

@@ -10,7 +10,6 @@
  */
 #include <pthread.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +37,7 @@ static void signal_cb(uv_signal_t *u, int signum) {
     return;
   ev = casl__event_push(s->h.loop, CASL_EV_SIGNAL, &s->h);
   if (ev == NULL) {
-    fprintf(stderr, "cl-async-ssl: out of memory, signal event lost\n");
+    casl__handle_lost(&s->h, UV_ENOMEM);
     return;
   }
   ev->code = signum;
@@ -83,12 +82,12 @@ int casl_signal_new(casl_loop *loop, int64_t id, int signum,
   *out = NULL;
   if (signum <= 0 || signum >= NSIG || signum == SIGKILL || signum == SIGSTOP)
     return UV_EINVAL;
-  s = calloc(1, sizeof(*s));
+  s = casl__calloc(1, sizeof(*s));
   if (s == NULL)
     return CASL_ENOMEM;
   rc = uv_signal_init(&loop->uv, &s->uv);
   if (rc != 0) {
-    free(s);
+    casl__free(s);
     return rc;
   }
   s->uv.data = s;

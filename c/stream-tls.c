@@ -64,15 +64,17 @@ static void tls_error(void *ud, int code) {
 
 static void tls_sni(void *ud, const char *name) {
   casl_tcp *c = ud;
-  casl_event *ev;
+  casl_event *ev = NULL;
+  char *copy;
   if (c->h.flags & CASL_HF_CLOSING)
     return;
-  ev = casl__event_push(c->h.loop, CASL_EV_SNI, &c->h);
-  if (ev == NULL ||
-      (ev->buf = casl__strdup(name != NULL ? name : "")) == NULL) {
+  copy = casl__strdup(name != NULL ? name : "");
+  if (copy == NULL || (ev = casl__event_push(c->h.loop, CASL_EV_SNI, &c->h)) == NULL) {
+    casl__free(copy);
     casl__stream_error(c, UV_ENOMEM, "out of memory");
     return;
   }
+  ev->buf = copy;
 }
 
 static const casl_tls_callbacks stream_tls_callbacks = {

@@ -25,7 +25,7 @@ static void read_start(casl_tcp *c);
 /* Errors and events                                                         */
 
 static void set_err(casl_tcp *c, const char *text) {
-  free(c->err);
+  casl__free(c->err);
   c->err = casl__strdup(text);
 }
 
@@ -39,7 +39,7 @@ static void read_stop_uv(casl_tcp *c) {
 void casl__stream_push(casl_tcp *c, casl_evtype type, int code) {
   casl_event *ev = casl__event_push(c->h.loop, type, &c->h);
   if (ev == NULL) {
-    fprintf(stderr, "cl-async-ssl: out of memory, event lost\n");
+    casl__handle_lost(&c->h, type == CASL_EV_ERROR ? code : UV_ENOMEM);
     return;
   }
   ev->code = code;
@@ -326,7 +326,7 @@ int casl_tcp_set_timeouts(casl_tcp *c, uint64_t read_ms, uint64_t write_ms) {
 
 void casl__stream_uv_close(uv_handle_t *u) {
   casl_tcp *c = u->data;
-  free(u);
+  casl__free(u);
   if (c != NULL)
     casl__handle_uv_closed(&c->h);
 }
@@ -531,8 +531,8 @@ static void stream_release(casl_handle *h) {
   if (c->resolving != NULL)
     casl__resolve_cancel(c->resolving);
   casl_tls_free(c->tls);
-  free(c->err);
-  free(c);
+  casl__free(c->err);
+  casl__free(c);
 }
 
 static void stream_flush(casl_handle *h) { flush((casl_tcp *)h); }
@@ -568,12 +568,12 @@ int casl__stream_uv_init(casl_loop *loop, casl_stream_kind kind,
 
 casl_tcp *casl__stream_new(casl_loop *loop, int64_t id, casl_stream_kind kind,
                            int incoming) {
-  casl_tcp *c = calloc(1, sizeof(*c));
-  casl_stream_uv *u = malloc(sizeof(*u));
+  casl_tcp *c = casl__calloc(1, sizeof(*c));
+  casl_stream_uv *u = casl__malloc(sizeof(*u));
   if (c == NULL || u == NULL ||
       casl__stream_uv_init(loop, kind, &u->stream) != 0) {
-    free(u);
-    free(c);
+    casl__free(u);
+    casl__free(c);
     return NULL;
   }
   c->uv = &u->stream;

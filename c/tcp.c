@@ -51,9 +51,9 @@ static void connect_next(casl_tcp *c, int last_error) {
       continue;
     if (last_error != 0) {
       /* The failed attempt left its socket in an error state: replace it. */
-      uv_tcp_t *fresh = malloc(sizeof(*fresh));
+      uv_tcp_t *fresh = casl__malloc(sizeof(*fresh));
       if (fresh == NULL || uv_tcp_init(&c->h.loop->uv, fresh) != 0) {
-        free(fresh);
+        casl__free(fresh);
         last_error = UV_ENOMEM;
         break;
       }

@@ -1,7 +1,6 @@
 /*
  * timer.c -- timers.
  */
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "loop-int.h"
@@ -16,7 +15,7 @@ static void timer_cb(uv_timer_t *u) {
   if (t->h.flags & CASL_HF_CLOSING)
     return;
   if (casl__event_push(t->h.loop, CASL_EV_TIMER, &t->h) == NULL)
-    fprintf(stderr, "cl-async-ssl: out of memory, timer event lost\n");
+    casl__handle_lost(&t->h, UV_ENOMEM);
 }
 
 static uv_handle_t *timer_uv(casl_handle *h) {
@@ -36,12 +35,12 @@ int casl_timer_new(casl_loop *loop, int64_t id, casl_timer **out) {
   casl_timer *t;
   int rc;
   *out = NULL;
-  t = calloc(1, sizeof(*t));
+  t = casl__calloc(1, sizeof(*t));
   if (t == NULL)
     return CASL_ENOMEM;
   rc = uv_timer_init(&loop->uv, &t->uv);
   if (rc != 0) {
-    free(t);
+    casl__free(t);
     return rc;
   }
   casl__handle_init(loop, &t->h, &timer_ops, id, &loop->st.timers);

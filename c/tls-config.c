@@ -11,11 +11,11 @@
 #define SID_CTX "cl-async-ssl"
 
 static casl_tls_ctx *ctx_alloc(SSL_CTX *ssl_ctx, int server, int adopted) {
-  casl_tls_ctx *ctx = calloc(1, sizeof(*ctx));
+  casl_tls_ctx *ctx = casl__calloc(1, sizeof(*ctx));
   if (ctx == NULL)
     return NULL;
   if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
-    free(ctx);
+    casl__free(ctx);
     return NULL;
   }
   atomic_init(&ctx->refs, 1);
@@ -135,7 +135,7 @@ void casl_tls_ctx_unref(casl_tls_ctx *ctx) {
   /* For an adopted context this drops only the reference we took. */
   SSL_CTX_free(ctx->ssl_ctx);
   pthread_mutex_destroy(&ctx->lock);
-  free(ctx);
+  casl__free(ctx);
 }
 
 void *casl_tls_ctx_ssl_ctx(casl_tls_ctx *ctx) {

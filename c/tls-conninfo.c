@@ -60,7 +60,7 @@ static char *mem_bio_str(BIO *b) {
   long n = BIO_get_mem_data(b, &p);
   if (n < 0)
     return NULL;
-  s = malloc((size_t)n + 1);
+  s = casl__malloc((size_t)n + 1);
   if (s == NULL)
     return NULL;
   memcpy(s, p, (size_t)n);
@@ -152,7 +152,7 @@ static char *sha256_str(X509 *x) {
   char *s;
   if (!X509_digest(x, EVP_sha256(), md, &n) || n == 0)
     return NULL;
-  s = malloc(n * 3);
+  s = casl__malloc(n * 3);
   if (s == NULL)
     return NULL;
   for (i = 0; i < n; i++) {
@@ -231,7 +231,7 @@ int casl_tls_peer_chain(casl_tls *t, const casl_tls_cert_info **out,
     count = chain != NULL ? (size_t)sk_X509_num(chain) : 0;
     /* A server's view of what a client sent leaves the leaf out. */
     first = count > 0 && X509_cmp(sk_X509_value(chain, 0), leaf) == 0 ? 0 : 1;
-    t->chain = calloc(count + first, sizeof(*t->chain));
+    t->chain = casl__calloc(count + first, sizeof(*t->chain));
     if (t->chain == NULL)
       return CASL_ENOMEM;
     t->nchain = count + first;
@@ -254,7 +254,7 @@ void casl__tls_chain_free(casl_tls *t) {
   size_t i;
   for (i = 0; t->chain != NULL && i < t->nchain; i++)
     casl__tls_cert_info_free(&t->chain[i]);
-  free(t->chain);
+  casl__free(t->chain);
   t->chain = NULL;
   t->nchain = 0;
 }
@@ -270,11 +270,11 @@ const unsigned char *casl_tls_ocsp_response(const casl_tls *t, size_t *len) {
 }
 
 void casl__tls_cert_info_free(casl_tls_cert_info *c) {
-  free((char *)c->subject);
-  free((char *)c->issuer);
-  free((char *)c->sans);
-  free((char *)c->serial);
-  free((char *)c->sha256);
-  free((char *)c->pem);
+  casl__free((char *)c->subject);
+  casl__free((char *)c->issuer);
+  casl__free((char *)c->sans);
+  casl__free((char *)c->serial);
+  casl__free((char *)c->sha256);
+  casl__free((char *)c->pem);
   memset(c, 0, sizeof(*c));
 }

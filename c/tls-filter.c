@@ -44,17 +44,17 @@ static void destroy(casl_tls *t) {
   if (t->klog.data != NULL)
     OPENSSL_cleanse(t->klog.data, t->klog.cap);
   casl__tbuf_free(&t->klog);
-  free(t->session_key);
-  free(t->server_name);
-  free(t->alpn);
+  casl__free(t->session_key);
+  casl__free(t->server_name);
+  casl__free(t->alpn);
   casl__tls_cert_info_free(&t->cert);
   casl__tls_chain_free(t);
-  free(t->ocsp_der);
+  casl__free(t->ocsp_der);
   if (t->cur_ctx != t->ctx)
     casl_tls_ctx_unref(t->cur_ctx);
   casl_tls_ctx_unref(t->ctx);
   atomic_fetch_sub(&live_filters, 1);
-  free(t);
+  casl__free(t);
 }
 
 static void enter(casl_tls *t) { t->depth++; }
@@ -257,7 +257,7 @@ static void cache_alpn(casl_tls *t) {
   SSL_get0_alpn_selected(t->ssl, &p, &n);
   if (p == NULL || n == 0)
     return;
-  t->alpn = malloc(n + 1);
+  t->alpn = casl__malloc(n + 1);
   if (t->alpn == NULL)
     return;
   memcpy(t->alpn, p, n);
@@ -423,7 +423,7 @@ int casl_tls_new(casl_tls **out, casl_tls_ctx *ctx, int server,
     return CASL_EINVAL;
   if ((rc = casl__tls_global_init()) != 0)
     return rc;
-  t = calloc(1, sizeof(*t));
+  t = casl__calloc(1, sizeof(*t));
   if (t == NULL)
     return CASL_ENOMEM;
   t->cbs = *cbs;
@@ -486,8 +486,8 @@ int casl_tls_new(casl_tls **out, casl_tls_ctx *ctx, int server,
 fail:
   ERR_clear_error();
   SSL_free(t->ssl);
-  free(t->session_key);
-  free(t);
+  casl__free(t->session_key);
+  casl__free(t);
   return rc;
 }
 

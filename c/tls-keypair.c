@@ -196,13 +196,13 @@ static char *read_file(const char *path, size_t *len) {
       size_t ncap = cap ? cap * 2 : 8192;
       if (ncap > (size_t)64 << 20)
         goto fail;
-      p = malloc(ncap);
+      p = casl__malloc(ncap);
       if (p == NULL)
         goto fail;
       if (data != NULL) {
         memcpy(p, data, n);
         OPENSSL_cleanse(data, cap);
-        free(data);
+        casl__free(data);
       }
       data = p;
       cap = ncap;
@@ -221,7 +221,7 @@ static char *read_file(const char *path, size_t *len) {
 fail:
   if (data != NULL) {
     OPENSSL_cleanse(data, cap);
-    free(data);
+    casl__free(data);
   }
   fclose(f);
   return NULL;
@@ -245,7 +245,7 @@ int casl_tls_ctx_use_private_key_file(casl_tls_ctx *ctx, const char *path,
   }
   rc = casl_tls_ctx_use_private_key_mem(ctx, data, len, type, password);
   OPENSSL_cleanse(data, len);
-  free(data);
+  casl__free(data);
   if (rc != 0 && strncmp(ctx->err, "could not load", 14) == 0) {
     snprintf(what, sizeof(what), "%.500s: %s", path, ctx->err);
     casl__strlcpy(ctx->err, what, sizeof(ctx->err));
@@ -350,7 +350,7 @@ int casl_tls_ctx_use_pkcs12_file(casl_tls_ctx *ctx, const char *path,
   }
   rc = casl_tls_ctx_use_pkcs12_mem(ctx, data, len, password);
   OPENSSL_cleanse(data, len);
-  free(data);
+  casl__free(data);
   if (rc != 0) {
     snprintf(what, sizeof(what), "%.500s: %s", path, ctx->err);
     casl__strlcpy(ctx->err, what, sizeof(ctx->err));

@@ -27,7 +27,7 @@ casl_tls_ctx *casl__tls_keylog_ctx(casl_tls *t) {
 
 static void keylog_append_file(const char *path, const char *line) {
   size_t n = strlen(line);
-  char *tmp = malloc(n + 1);
+  char *tmp = casl__malloc(n + 1);
   int fd;
   if (tmp == NULL)
     return;
@@ -43,7 +43,7 @@ static void keylog_append_file(const char *path, const char *line) {
     (void)close(fd);
   }
   OPENSSL_cleanse(tmp, n + 1);
-  free(tmp);
+  casl__free(tmp);
 }
 
 static void keylog_cb(const SSL *ssl, const char *line) {
@@ -98,7 +98,7 @@ static char *client_hello_name(SSL *ssl) {
     if (type == TLSEXT_NAMETYPE_host_name) {
       if (n == 0 || n > 255 || memchr(p + 3, '\0', n) != NULL)
         return NULL;
-      name = malloc(n + 1);
+      name = casl__malloc(n + 1);
       if (name == NULL)
         return NULL;
       memcpy(name, p + 3, n);
@@ -151,7 +151,7 @@ int casl__tls_client_hello_cb(SSL *ssl, int *al, void *arg) {
     return SSL_CLIENT_HELLO_SUCCESS;
   if (t->sni_wait)
     return SSL_CLIENT_HELLO_RETRY;
-  free(t->server_name);
+  casl__free(t->server_name);
   t->server_name = client_hello_name(ssl);
   if (t->server_name != NULL) {
     for (i = 0; i < t->ctx->nsni; i++) {
@@ -207,7 +207,7 @@ int casl__tls_new_session_cb(SSL *ssl, SSL_SESSION *sess) {
       e = &ctx->sessions[ctx->nsessions++];
     } else {
       e = oldest;
-      free(e->key);
+      casl__free(e->key);
       SSL_SESSION_free(e->sess);
     }
     e->key = key;
@@ -246,15 +246,15 @@ int casl__tls_session_cache_alloc(casl_tls_ctx *ctx, int max) {
   size_t i;
   pthread_mutex_lock(&ctx->lock);
   for (i = 0; i < ctx->nsessions; i++) {
-    free(ctx->sessions[i].key);
+    casl__free(ctx->sessions[i].key);
     SSL_SESSION_free(ctx->sessions[i].sess);
   }
-  free(ctx->sessions);
+  casl__free(ctx->sessions);
   ctx->sessions = NULL;
   ctx->nsessions = 0;
   ctx->session_max = 0;
   if (max > 0) {
-    p = calloc((size_t)max, sizeof(*p));
+    p = casl__calloc((size_t)max, sizeof(*p));
     if (p == NULL) {
       pthread_mutex_unlock(&ctx->lock);
       return CASL_ENOMEM;
@@ -293,12 +293,12 @@ int casl_tls_ctx_set_alpn(casl_tls_ctx *ctx, const unsigned char *wire,
     return 0;
   }
   if (len > 0) {
-    copy = malloc(len);
+    copy = casl__malloc(len);
     if (copy == NULL)
       return CASL_ENOMEM;
     memcpy(copy, wire, len);
   }
-  free(ctx->alpn);
+  casl__free(ctx->alpn);
   ctx->alpn = copy;
   ctx->alpn_len = len;
   if (ctx->adopted && copy != NULL)
@@ -327,9 +327,9 @@ int casl_tls_ctx_add_sni(casl_tls_ctx *ctx, const char *pattern,
   pat = casl__strdup(pattern);
   if (pat == NULL)
     return CASL_ENOMEM;
-  p = realloc(ctx->sni, (ctx->nsni + 1) * sizeof(*p));
+  p = casl__realloc(ctx->sni, (ctx->nsni + 1) * sizeof(*p));
   if (p == NULL) {
-    free(pat);
+    casl__free(pat);
     return CASL_ENOMEM;
   }
   ctx->sni = p;
@@ -403,7 +403,7 @@ int casl_tls_ctx_set_keylog_file(casl_tls_ctx *ctx, const char *path) {
     if (copy == NULL)
       return CASL_ENOMEM;
   }
-  free(ctx->keylog_path);
+  casl__free(ctx->keylog_path);
   ctx->keylog_path = copy;
   keylog_update(ctx);
   casl__tls_ctx_ok(ctx);
@@ -413,16 +413,16 @@ int casl_tls_ctx_set_keylog_file(casl_tls_ctx *ctx, const char *path) {
 void casl__tls_session_free(casl_tls_ctx *ctx) {
   size_t i;
   for (i = 0; i < ctx->nsni; i++) {
-    free(ctx->sni[i].pattern);
+    casl__free(ctx->sni[i].pattern);
     casl_tls_ctx_unref(ctx->sni[i].child);
   }
-  free(ctx->sni);
+  casl__free(ctx->sni);
   ctx->sni = NULL;
   ctx->nsni = 0;
   (void)casl__tls_session_cache_alloc(ctx, 0);
-  free(ctx->alpn);
+  casl__free(ctx->alpn);
   ctx->alpn = NULL;
-  free(ctx->keylog_path);
+  casl__free(ctx->keylog_path);
   ctx->keylog_path = NULL;
 }
 
@@ -441,9 +441,9 @@ static void tickets_unref(struct ticket_keys *k) {
     return;
   if (k->keys != NULL)
     OPENSSL_cleanse(k->keys, k->n * sizeof(*k->keys));
-  free(k->keys);
+  casl__free(k->keys);
   pthread_mutex_destroy(&k->lock);
-  free(k);
+  casl__free(k);
 }
 
 /* Own keys: a fresh one in front each lifetime, the previous one kept so
@@ -453,18 +453,18 @@ static int tickets_rotate(struct ticket_keys *k) {
   struct ticket_key *keys;
   if (!k->own || (k->n > 0 && now < k->born + k->lifetime))
     return 0;
-  keys = calloc(2, sizeof(*keys));
+  keys = casl__calloc(2, sizeof(*keys));
   if (keys == NULL)
     return -1;
   if (RAND_bytes((unsigned char *)&keys[0], sizeof(keys[0])) <= 0) {
-    free(keys);
+    casl__free(keys);
     return -1;
   }
   if (k->n > 0)
     keys[1] = k->keys[0];
   if (k->keys != NULL)
     OPENSSL_cleanse(k->keys, k->n * sizeof(*k->keys));
-  free(k->keys);
+  casl__free(k->keys);
   k->keys = keys;
   k->n = k->n > 0 ? 2 : 1;
   k->born = now;
@@ -523,11 +523,11 @@ done:
 }
 
 int casl__tls_tickets_init(casl_tls_ctx *ctx) {
-  struct ticket_keys *k = calloc(1, sizeof(*k));
+  struct ticket_keys *k = casl__calloc(1, sizeof(*k));
   if (k == NULL)
     return CASL_ENOMEM;
   if (pthread_mutex_init(&k->lock, NULL) != 0) {
-    free(k);
+    casl__free(k);
     return CASL_ENOMEM;
   }
   atomic_init(&k->refs, 1);
@@ -555,7 +555,7 @@ int casl_tls_ctx_set_ticket_keys(casl_tls_ctx *ctx, const unsigned char *keys,
     return CASL_EINVAL;
   k = ctx->tickets;
   if (n > 0) {
-    copy = malloc(n * sizeof(*copy));
+    copy = casl__malloc(n * sizeof(*copy));
     if (copy == NULL)
       return CASL_ENOMEM;
     memcpy(copy, keys, n * sizeof(*copy));
@@ -563,7 +563,7 @@ int casl_tls_ctx_set_ticket_keys(casl_tls_ctx *ctx, const unsigned char *keys,
   pthread_mutex_lock(&k->lock);
   if (k->keys != NULL)
     OPENSSL_cleanse(k->keys, k->n * sizeof(*k->keys));
-  free(k->keys);
+  casl__free(k->keys);
   k->keys = copy;
   k->n = n;
   k->own = n == 0;

@@ -54,15 +54,15 @@ int casl__tbuf_reserve(struct buf *b, size_t extra) {
   while (cap < need)
     cap *= 2;
   if (b->off == 0) {
-    p = realloc(b->data, cap);
+    p = casl__realloc(b->data, cap);
     if (p == NULL)
       return CASL_ENOMEM;
   } else {
-    p = malloc(cap);
+    p = casl__malloc(cap);
     if (p == NULL)
       return CASL_ENOMEM;
     memcpy(p, b->data + b->off, b->len - b->off);
-    free(b->data);
+    casl__free(b->data);
     b->len -= b->off;
     b->off = 0;
   }
@@ -87,7 +87,7 @@ void casl__tbuf_free(struct buf *b) {
   /* The analyzer assumes the `ciphertext' callback in emit_pending may
    * store the buffer it was given back into t->out; it cannot (it gets a
    * const pointer into a buffer already detached from the filter). */
-  free(b->data); /* NOLINT(clang-analyzer-unix.Malloc) */
+  casl__free(b->data); /* NOLINT(clang-analyzer-unix.Malloc) */
   memset(b, 0, sizeof(*b));
 }
 

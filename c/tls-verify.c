@@ -208,12 +208,12 @@ int casl_tls_ctx_set_pins(casl_tls_ctx *ctx, const unsigned char *digests,
   if (ctx == NULL || (n > 0 && digests == NULL) || n > 4096)
     return CASL_EINVAL;
   if (n > 0) {
-    copy = malloc(n * SHA256_DIGEST_LENGTH);
+    copy = casl__malloc(n * SHA256_DIGEST_LENGTH);
     if (copy == NULL)
       return CASL_ENOMEM;
     memcpy(copy, digests, n * SHA256_DIGEST_LENGTH);
   }
-  free(ctx->pins);
+  casl__free(ctx->pins);
   ctx->pins = copy;
   ctx->npins = n;
   casl__tls_ctx_ok(ctx);
@@ -281,12 +281,12 @@ int casl_tls_ctx_set_ocsp_response(casl_tls_ctx *ctx, const unsigned char *der,
       len > INT32_MAX)
     return CASL_EINVAL;
   if (len > 0) {
-    copy = malloc(len);
+    copy = casl__malloc(len);
     if (copy == NULL)
       return CASL_ENOMEM;
     memcpy(copy, der, len);
   }
-  free(ctx->ocsp_der);
+  casl__free(ctx->ocsp_der);
   ctx->ocsp_der = copy;
   ctx->ocsp_len = len;
   casl__tls_ctx_ok(ctx);
@@ -313,12 +313,12 @@ int casl_tls_set_ocsp_response(casl_tls *t, const unsigned char *der,
   if (t == NULL || !t->server || (len > 0 && der == NULL) || len > INT32_MAX)
     return CASL_EINVAL;
   if (len > 0) {
-    copy = malloc(len);
+    copy = casl__malloc(len);
     if (copy == NULL)
       return CASL_ENOMEM;
     memcpy(copy, der, len);
   }
-  free(t->ocsp_der);
+  casl__free(t->ocsp_der);
   t->ocsp_der = copy;
   t->ocsp_len = len;
   t->ocsp_set = 1;
@@ -386,8 +386,8 @@ static int check_staple(casl_tls *t, SSL *ssl) {
                ? ocsp_fail(t, "the server stapled no OCSP response (:ocsp "
                               ":require needs one)")
                : 1;
-  free(t->ocsp_der);
-  t->ocsp_der = malloc((size_t)len);
+  casl__free(t->ocsp_der);
+  t->ocsp_der = casl__malloc((size_t)len);
   if (t->ocsp_der == NULL)
     return ocsp_fail(t, "out of memory");
   memcpy(t->ocsp_der, p, (size_t)len);
@@ -472,8 +472,8 @@ void casl__tls_ocsp_init(casl_tls_ctx *ctx) {
 }
 
 void casl__tls_verify_free(casl_tls_ctx *ctx) {
-  free(ctx->pins);
+  casl__free(ctx->pins);
   ctx->pins = NULL;
-  free(ctx->ocsp_der);
+  casl__free(ctx->ocsp_der);
   ctx->ocsp_der = NULL;
 }

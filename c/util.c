@@ -54,7 +54,7 @@ char *casl__strdup(const char *s) {
   if (s == NULL)
     return NULL;
   n = strlen(s) + 1;
-  d = malloc(n);
+  d = casl__malloc(n);
   if (d != NULL)
     memcpy(d, s, n);
   return d;

@@ -16,7 +16,7 @@ static casl_chunk *chunk_new(casl_bufpool *pool, size_t need) {
     ch = casl__buf_get(pool, CASL_BUF_SIZE);
     cap = CHUNK_POOLED_CAP;
   } else {
-    ch = malloc(sizeof(casl_chunk) + need);
+    ch = casl__malloc(sizeof(casl_chunk) + need);
     cap = need;
   }
   if (ch == NULL)
@@ -31,7 +31,7 @@ static void chunk_free(casl_bufpool *pool, casl_chunk *ch) {
   if (ch->cap == CHUNK_POOLED_CAP)
     casl__buf_put(pool, ch, CASL_BUF_SIZE);
   else
-    free(ch);
+    casl__free(ch);
 }
 
 /* Frees a list of chunks; returns the bytes they still held. */

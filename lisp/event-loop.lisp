@@ -218,7 +218,27 @@ complete.  Runs the connect-cb."))
   (:documentation "Everything written to OBJECT has been handed to the kernel."))
 (defgeneric object-error (object code)
   (:documentation "OBJECT (a socket or server) failed, or its peer ended the
-connection; CODE is the C library's code."))
+connection; or OBJECT (any other handle) could not go on and is being
+closed.  CODE is the C library's code."))
+(defgeneric object-event-cb (object)
+  (:documentation "The event-cb OBJECT (the Lisp side of a C handle) was
+made with, or nil.")
+  (:method ((object t)) nil))
+
+(defmethod object-error ((object t) code)
+  ;; Handles other than sockets and servers fail only when the C library
+  ;; cannot queue one of their events (out of memory): it closes the
+  ;; handle, and this error comes right before its `closed'.
+  (let ((cb (object-event-cb object)))
+    (when cb
+      (catch-app-errors cb
+        (run-event-cb cb (make-condition
+                          'event-error
+                          :code code
+                          :msg (format nil "~(~a~) stopped and closed: ~a"
+                                       (type-of object)
+                                       (cl-async-ffi:strerror code))))))))
+
 (defgeneric object-dns (object status results)
   (:documentation "A DNS lookup finished."))
 (defgeneric object-sni (object name)

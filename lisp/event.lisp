@@ -144,6 +144,8 @@ ACTIVATE is accepted for compatibility and has no effect.  Returns 0."
         (unless (event-freed event)
           (free-event event)))))
 
+(defmethod object-event-cb ((event event)) (event-event-cb event))
+
 (defmethod object-closed ((event event))
   (setf (event-freed event) t
         (event-c event) nil))

@@ -92,6 +92,9 @@ Closing twice does nothing; safe from exit callbacks.  Returns nil."
                                      (fs-monitor-path monitor))
                              'event-error))))))))
 
+(defmethod object-event-cb ((monitor fs-monitor))
+  (fs-monitor-event-cb monitor))
+
 (defmethod object-closed ((monitor fs-monitor))
   (setf (fs-monitor-watching monitor) nil
         (fs-monitor-c monitor) nil))

@@ -78,6 +78,8 @@ already freed."
     (when (and (notifier-single-shot n) (not (notifier-freed n)))
       (free-notifier n))))
 
+(defmethod object-event-cb ((n notifier)) (notifier-event-cb n))
+
 (defmethod object-closed ((n notifier))
   (bt:with-lock-held ((notifier-lock n))
     (setf (notifier-freed n) t

@@ -135,6 +135,8 @@ from it).  Freeing twice does nothing.  Returns nil."
                                           (poller-fd poller)
                                           (cl-async-ffi:strerror status))))))))))
 
+(defmethod object-event-cb ((poller poller)) (poller-event-cb poller))
+
 (defmethod object-closed ((poller poller))
   (setf (poller-freed poller) t
         (poller-c poller) nil))

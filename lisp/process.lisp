@@ -309,6 +309,8 @@ argument for a bad argument."
       (catch-app-errors (process-event-cb process)
         (funcall cb process exit-status term-signal)))))
 
+(defmethod object-event-cb ((process process)) (process-event-cb process))
+
 (defmethod object-closed ((process process))
   (setf (process-c process) nil
         (process-id process) nil))

@@ -209,6 +209,9 @@ Returns nil."
       (catch-app-errors (signal-watcher-event-cb watcher)
         (when callback (funcall callback signum))))))
 
+(defmethod object-event-cb ((watcher signal-watcher))
+  (signal-watcher-event-cb watcher))
+
 (defmethod object-closed ((watcher signal-watcher))
   (setf (signal-watcher-closed watcher) t
         (signal-watcher-c watcher) nil))

@@ -190,3 +190,25 @@ callback."
         (as:add-event-loop-exit-callback
          (lambda () (mapc #'bt:join-thread threads)))))
     (is (<= 0 errors 4))))
+
+(test a-handle-the-library-gives-up-on-tells-its-event-cb
+  ;; When the C library cannot queue a handle's event (out of memory) it
+  ;; closes the handle and sends `error' right before `closed' (c/loop.c,
+  ;; casl__handle_lost; exercised in C by make torture).  Here the Lisp
+  ;; side is handed that error for a timer and a notifier.
+  (let ((timer-errors '()) (notifier-errors '()) (fired nil))
+    (as:with-event-loop ()
+      (let ((ev (as:delay (lambda () (setf fired t)) :time 0.05
+                          :event-cb (lambda (e) (push e timer-errors))))
+            (n (as:make-notifier (lambda () nil)
+                                 :event-cb (lambda (e) (push e notifier-errors)))))
+        (cl-async::%on-error (cl-async::event-id ev) -12)
+        (cl-async::%on-error (cl-async::notifier-id n) -12)
+        (as:free-event ev)
+        (as:free-notifier n)))
+    (is (not fired))
+    (is (= 1 (length timer-errors)))
+    (is (typep (first timer-errors) 'as:event-error))
+    (is (search "memory" (format nil "~a" (first timer-errors))))
+    (is (= 1 (length notifier-errors)))
+    (is (typep (first notifier-errors) 'as:event-error))))

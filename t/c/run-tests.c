@@ -47,52 +47,6 @@ static const struct test_entry tests[] = {
 #undef X
     {NULL, NULL}};
 
-const char *test_certs_dir;
-
-const char *test_cert_path(const char *file) {
-  static char ring[8][1024];
-  static int next;
-  char *buf = ring[next++ % 8];
-  snprintf(buf, sizeof(ring[0]), "%s/%s", test_certs_dir, file);
-  return buf;
-}
-
-int test_run_bounded(casl_loop *loop, int64_t guard_id, uint64_t ms,
-                     const int *guard_fired) {
-  casl_timer *guard;
-  int rc;
-  if (casl_timer_new(loop, guard_id, &guard) != 0)
-    return 1;
-  casl_handle_ref((casl_handle *)guard, 0);
-  if (casl_timer_start(guard, ms, 0) != 0)
-    return 1;
-  rc = casl_loop_run(loop);
-  casl_timer_close(guard);
-  return *guard_fired || rc < 0;
-}
-
-char *test_read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  char *buf = NULL;
-  long n;
-  if (f == NULL)
-    return NULL;
-  if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-      fseek(f, 0, SEEK_SET) != 0)
-    goto fail;
-  buf = malloc((size_t)n + 1);
-  if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n)
-    goto fail;
-  buf[n] = '\0';
-  *len = (size_t)n;
-  fclose(f);
-  return buf;
-fail:
-  free(buf);
-  fclose(f);
-  return NULL;
-}
-
 static int selected(const char *name, int argc, char **argv, int first) {
   int i;
   if (first >= argc)
@@ -104,46 +58,12 @@ static int selected(const char *name, int argc, char **argv, int first) {
 }
 
 static int run_one(const struct test_entry *t, unsigned timeout) {
-  pid_t pid;
-  int status;
-  fflush(stdout);
-  fflush(stderr);
-  pid = fork();
-  if (pid < 0) {
-    perror("fork");
-    return 1;
-  }
-  if (pid == 0) {
-    int rc;
-    alarm(timeout);
-    rc = t->fn() == 0 ? 0 : 1;
-#if defined(__SANITIZE_ADDRESS__) || defined(CASL_HAVE_LSAN)
-    /* _exit skips LeakSanitizer's exit check: run it here. */
-    if (__lsan_do_recoverable_leak_check() != 0)
-      rc = 1;
-#endif
-    _exit(rc);
-  }
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) {
-      perror("waitpid");
-      return 1;
-    }
-  }
-  if (WIFEXITED(status))
-    return WEXITSTATUS(status) == 0 ? 0 : 1;
-  if (WIFSIGNALED(status))
-    fprintf(stderr, "  killed by signal %d%s\n", WTERMSIG(status),
-            WTERMSIG(status) == SIGALRM ? " (timeout)" : "");
-  return 1;
+  return test_fork_run(t->fn, timeout) == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv) {
   unsigned timeout = 300;
   int first = 1, passed = 0, failed = 0;
-  char tmpl[] = "/tmp/casl-certs-XXXXXX";
-  char cmd[2048];
-  int made_certs = 0;
   const struct test_entry *t;
 
   while (first < argc && strncmp(argv[first], "--", 2) == 0) {
@@ -159,22 +79,8 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (test_certs_dir == NULL)
-    test_certs_dir = getenv("CASL_TEST_CERTS");
-  if (test_certs_dir == NULL || *test_certs_dir == '\0') {
-    if (mkdtemp(tmpl) == NULL) {
-      perror("mkdtemp");
-      return 2;
-    }
-    snprintf(cmd, sizeof(cmd), "sh '%s/make-certs.sh' '%s' >/dev/null",
-             CASL_TEST_DIR, tmpl);
-    if (system(cmd) != 0) {
-      fprintf(stderr, "could not generate test certificates (%s)\n", cmd);
-      return 2;
-    }
-    test_certs_dir = tmpl;
-    made_certs = 1;
-  }
+  if (test_certs_setup() != 0)
+    return 2;
 
   for (t = tests; t->name != NULL; t++) {
     struct timespec a, b;
@@ -191,11 +97,7 @@ int main(int argc, char **argv) {
     else
       failed++;
   }
-  if (made_certs) {
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpl);
-    if (system(cmd) != 0)
-      fprintf(stderr, "warning: could not remove %s\n", tmpl);
-  }
+  test_certs_cleanup();
   printf("c: %d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

@@ -21,8 +21,21 @@
 #define TEST_DECLARE(name) int test_##name(void);
 
 /* Directory with the test certificates (made by t/make-certs.sh), set by
- * the runner before any test starts. */
+ * the runner before any test starts (test_certs_setup). */
 extern const char *test_certs_dir;
+/* Sets test_certs_dir: as already set, else CASL_TEST_CERTS, else a
+ * temporary directory filled by t/make-certs.sh.  0 or -1 (said why). */
+int test_certs_setup(void);
+/* Removes the temporary directory test_certs_setup made, if it made one. */
+void test_certs_cleanup(void);
+/* Runs fn in a child process killed by SIGALRM after timeout seconds;
+ * under ASan the child then checks for leaks.  Returns fn's result (its
+ * low 8 bits), TEST_EXIT_LEAK, TEST_EXIT_SIGNAL + the signal that ended
+ * the child (SIGALRM: timeout; said on stderr), or TEST_EXIT_HARNESS. */
+#define TEST_EXIT_LEAK 99
+#define TEST_EXIT_SIGNAL 1000
+#define TEST_EXIT_HARNESS 2000
+int test_fork_run(int (*fn)(void), unsigned timeout);
 /* test_cert_path("ca.pem") -> "<certs dir>/ca.pem" (static buffer ring). */
 const char *test_cert_path(const char *file);
 /* Runs loop with an unreferenced guard timer of guard_id that fires after
