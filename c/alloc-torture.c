@@ -21,12 +21,16 @@
 static atomic_uint_fast64_t count;
 static atomic_uint_fast64_t fail_at;
 static atomic_int injected;
+static atomic_int disarmed;
 static char where[256];
 
 /* Counts one allocation; non-zero if it is the one to fail. */
 static int should_fail(const char *file, int line) {
-  uint_fast64_t n = atomic_fetch_add(&count, 1) + 1;
-  uint_fast64_t at = atomic_load(&fail_at);
+  uint_fast64_t n, at;
+  if (atomic_load(&disarmed))
+    return 0;
+  n = atomic_fetch_add(&count, 1) + 1;
+  at = atomic_load(&fail_at);
   if (at == 0 || n != at)
     return 0;
   if (file != NULL && file[0] != '\0')
@@ -89,12 +93,16 @@ int casl_torture_install(void) {
   return 0;
 }
 
+void casl_torture_disarm(void) { atomic_store(&disarmed, 1); }
+
 void casl_torture_arm(uint64_t n) {
+  atomic_store(&disarmed, 1);
   atomic_store(&fail_at, 0);
   atomic_store(&injected, 0);
   where[0] = '\0';
   atomic_store(&count, 0);
   atomic_store(&fail_at, n);
+  atomic_store(&disarmed, 0);
 }
 
 uint64_t casl_torture_count(void) { return atomic_load(&count); }

@@ -19,7 +19,10 @@ int casl_torture_install(void);
 /* From now on, counts allocations from 1 and makes allocation number n
  * fail (0: none fails).  Resets what casl_torture_injected reports. */
 void casl_torture_arm(uint64_t n);
-/* Allocations counted since casl_torture_arm. */
+/* Stops failing (the record of casl_torture_injected and the count are
+ * kept as they are), until the next casl_torture_arm. */
+void casl_torture_disarm(void);
+/* Allocations counted since casl_torture_arm (up to casl_torture_disarm). */
 uint64_t casl_torture_count(void);
 /* Whether the chosen allocation was reached and failed; *where (if not
  * NULL) gets "file:line" of its caller: one of ours, an OpenSSL source

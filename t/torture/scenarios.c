@@ -23,6 +23,7 @@
 #include "cl-async-ssl.h"
 #include "scenarios.h"
 #include "test.h"
+#include "torture.h"
 
 /* Ids. */
 enum { GUARD = 1, TIMER, NOTIFIER, DNS, RDNS, SERVER, CLIENT, ACCEPTED,
@@ -38,10 +39,10 @@ enum { GUARD = 1, TIMER, NOTIFIER, DNS, RDNS, SERVER, CLIENT, ACCEPTED,
 static struct {
   casl_loop *loop;
   int closed[MAXID];
-  int broken, reported, guard_fired;
+  int broken, reported, guard_fired, guarded;
   casl_server *server;
   casl_tcp *tcp[MAXID];
-  casl_timer *timer;
+  casl_timer *timer, *guard;
   casl_notifier *notifier;
   casl_signal *signal;
   casl_poll *poller;
@@ -345,53 +346,83 @@ static const casl_callbacks cbs = {
     .fs = on_fs,
     .nameinfo = on_nameinfo};
 
-/* A fresh loop; non-zero (reported) if that failed. */
+/* A fresh loop with an unreferenced guard timer that stops a loop that
+ * does not end; non-zero (reported) if that failed. */
 static int begin(void) {
   size_t i;
   memset(&w, 0, sizeof(w));
   w.pollfds[0] = w.pollfds[1] = -1;
   for (i = 0; i < sizeof(payload); i++)
     payload[i] = (char)('a' + (i * 7 + i / 251) % 26);
-  return failed(casl_loop_new(&w.loop, &cbs));
+  if (failed(casl_loop_new(&w.loop, &cbs)))
+    return -1;
+  if (failed(casl_timer_new(w.loop, GUARD, &w.guard)))
+    return -1;
+  casl_handle_ref((casl_handle *)w.guard, 0);
+  if (failed(casl_timer_start(w.guard, GUARD_MS, 0)))
+    return -1;
+  w.guarded = 1;
+  return 0;
 }
 
-/* Runs the loop bounded by the guard, frees it, and says how it ended. */
-static int finish(int success) {
+static int echo_done(void);
+static int tcp_echo_start(void);
+
+/* Runs the loop until it ends (bounded by the guard timer begin made);
+ * 0 if it ended by itself. */
+static int run_guarded(void) {
+  if (casl_loop_run(w.loop) < 0)
+    w.reported = 1;
+  return w.guard_fired ? -1 : 0;
+}
+
+/* After whatever failed, the same loop must still serve: with nothing
+ * failing any more, a TCP echo on it has to work. */
+static void still_serves(void) {
+  static const int ids[] = {SERVER, CLIENT, ACCEPTED};
+  size_t i;
+  casl_torture_disarm();
+  for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+    w.tcp[ids[i]] = NULL;
+    w.closed[ids[i]] = 0;
+  }
+  w.server = NULL;
+  w.full = 0;
+  w.rxlen = 0;
+  w.rx_bad = 0;
+  if (tcp_echo_start() != 0 || run_guarded() != 0 || !echo_done())
+    broken("the loop does not serve a new connection after the failure");
+}
+
+/* Runs the loop, checks the work with check (NULL: it failed before the
+ * loop ran), checks that the loop still serves, frees it, and says how
+ * the scenario ended. */
+static int finish_with(int (*check)(void)) {
+  int success = 0;
   if (w.loop != NULL) {
-    casl_timer *guard = NULL;
-    if (!failed(casl_timer_new(w.loop, GUARD, &guard))) {
-      casl_handle_ref((casl_handle *)guard, 0);
-      if (!failed(casl_timer_start(guard, GUARD_MS, 0))) {
-        int rc = casl_loop_run(w.loop);
-        if (rc < 0)
-          w.reported = 1;
-      }
-    }
-    if (w.guard_fired)
+    if (run_guarded() != 0)
       broken("the loop did not end (%d s)", GUARD_MS / 1000);
+    success = check != NULL && check();
+    if (w.guarded && !w.broken && !w.guard_fired)
+      still_serves();
+    if (w.guard != NULL && !w.guard_fired)
+      casl_timer_close(w.guard);
     casl_loop_free(w.loop);
     w.loop = NULL;
   }
   if (w.broken)
     return SCN_BROKEN;
-  if (success == 0 && !w.reported) {
+  if (!success && !w.reported) {
     broken("ended without the work done and without an error");
     return SCN_BROKEN;
   }
   return success ? SCN_SUCCESS : SCN_REPORTED;
 }
 
-/* Decides success after the loop ran: finish() then calls check(). */
-static int finish_with(int (*check)(void)) {
-  int rc = finish(1);
-  if (rc == SCN_SUCCESS && !check()) {
-    if (!w.reported) {
-      broken("ended without the work done and without an error");
-      return SCN_BROKEN;
-    }
-    return SCN_REPORTED;
-  }
-  return rc;
+/* The scenario failed before its loop ran (success is always 0). */
+static int finish(int success) {
+  (void)success;
+  return finish_with(NULL);
 }
 
 static int timer_done(void) { return w.fired == 1 && w.closed[TIMER]; }
@@ -443,20 +474,27 @@ static int echo_done(void) {
          w.closed[ACCEPTED] && w.closed[SERVER];
 }
 
-static int scn_tcp_echo(void) {
+/* A TCP server and a client that starts the echo; non-zero (reported)
+ * if that failed, with what was made closed. */
+static int tcp_echo_start(void) {
   int port;
-  if (begin())
-    return finish(0);
   if (failed(casl_server_listen(w.loop, SERVER, "127.0.0.1", 0, 0, 0,
                                 &w.server)))
-    return finish(0);
+    return -1;
   port = casl_server_port(w.server);
   if (failed(port) ||
       failed(casl_tcp_connect(w.loop, CLIENT, "127.0.0.1", port,
                               &w.tcp[CLIENT]))) {
     close_server();
-    return finish(0);
+    return -1;
   }
+  return 0;
+}
+
+static int scn_tcp_echo(void) {
+  if (begin())
+    return finish(0);
+  (void)tcp_echo_start();
   return finish_with(echo_done);
 }
 
@@ -662,15 +700,18 @@ static int scn_mkdtemp(void) {
 
 /* The process-wide set-up: the library's and OpenSSL's initialisation,
  * and a TLS context's first use. */
+static int init_made;
+
+static int init_done(void) { return init_made; }
+
 static int scn_init(void) {
   casl_tls_ctx *sctx, *cctx;
-  int rc;
   if (begin())
     return finish(0);
-  rc = tls_contexts(&sctx, &cctx);
+  init_made = tls_contexts(&sctx, &cctx) == 0;
   casl_tls_ctx_unref(sctx);
   casl_tls_ctx_unref(cctx);
-  return finish(rc == 0);
+  return finish_with(init_done);
 }
 
 const scenario scenarios[] = {
