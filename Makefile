@@ -73,17 +73,17 @@ torture: deps
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  c/build-torture/run-torture --runs $(TORTURE_RUNS)
 
-LINT_SRCS = $(filter-out c/alloc-torture.c,$(wildcard c/*.c))
+LINT_SRCS = $(filter-out %torture.c,$(wildcard c/*.c))
 LINT_CHECKS = -*,clang-analyzer-*,bugprone-*,-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier,-bugprone-narrowing-conversions,-bugprone-implicit-widening-of-multiplication-result
 lint: deps
 	@sh t/install-deps.sh cppcheck clang-tidy
 	cppcheck --enable=warning,performance,portability --quiet --std=c11 \
 	  -I c $$(pkg-config --cflags-only-I libuv openssl) $(LINT_SRCS)
 	cppcheck --enable=warning,performance,portability --quiet --std=c11 \
-	  -DCASL_TORTURE -I c $$(pkg-config --cflags-only-I libuv openssl) c/alloc-torture.c
+	  -DCASL_TORTURE -I c $$(pkg-config --cflags-only-I libuv openssl) c/*torture.c
 	clang-tidy --quiet -checks='$(LINT_CHECKS)' $(LINT_SRCS) \
 	  -- -std=c11 -D_GNU_SOURCE -Ic $$(pkg-config --cflags libuv openssl)
-	clang-tidy --quiet -checks='$(LINT_CHECKS)' c/alloc-torture.c \
+	clang-tidy --quiet -checks='$(LINT_CHECKS)' c/*torture.c \
 	  -- -std=c11 -D_GNU_SOURCE -DCASL_TORTURE -Ic $$(pkg-config --cflags libuv openssl)
 	@! grep -nE '(^|[^_[:alnum:]>.])(malloc|calloc|realloc|free|strdup|strndup)\(' \
 	  $(LINT_SRCS) || { echo "lint: allocate with casl__malloc & co (c/internal.h)"; exit 1; }

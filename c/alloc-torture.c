@@ -20,25 +20,34 @@
 
 static atomic_uint_fast64_t count;
 static atomic_uint_fast64_t fail_at;
+static atomic_int family = -1;
 static atomic_int injected;
 static atomic_int disarmed;
 static char where[256];
 
-/* Counts one allocation; non-zero if it is the one to fail. */
-static int should_fail(const char *file, int line) {
+int casl__torture_point(int fam, const char *what) {
   uint_fast64_t n, at;
-  if (atomic_load(&disarmed))
+  if (atomic_load(&disarmed) || atomic_load(&family) != fam)
     return 0;
   n = atomic_fetch_add(&count, 1) + 1;
   at = atomic_load(&fail_at);
   if (at == 0 || n != at)
     return 0;
-  if (file != NULL && file[0] != '\0')
-    (void)snprintf(where, sizeof(where), "%s:%d", file, line);
-  else
-    (void)snprintf(where, sizeof(where), "libuv");
+  (void)snprintf(where, sizeof(where), "%s", what);
   atomic_store(&injected, 1);
   return 1;
+}
+
+/* Counts one allocation; non-zero if it is the one to fail. */
+static int should_fail(const char *file, int line) {
+  char what[256];
+  if (atomic_load(&disarmed) || atomic_load(&family) != CASL_TORTURE_ALLOC)
+    return 0;
+  if (file != NULL && file[0] != '\0')
+    (void)snprintf(what, sizeof(what), "%s:%d", file, line);
+  else
+    (void)snprintf(what, sizeof(what), "libuv");
+  return casl__torture_point(CASL_TORTURE_ALLOC, what);
 }
 
 void *casl__torture_malloc(size_t n, const char *file, int line) {
@@ -95,12 +104,13 @@ int casl_torture_install(void) {
 
 void casl_torture_disarm(void) { atomic_store(&disarmed, 1); }
 
-void casl_torture_arm(uint64_t n) {
+void casl_torture_arm(int fam, uint64_t n) {
   atomic_store(&disarmed, 1);
   atomic_store(&fail_at, 0);
   atomic_store(&injected, 0);
   where[0] = '\0';
   atomic_store(&count, 0);
+  atomic_store(&family, fam);
   atomic_store(&fail_at, n);
   atomic_store(&disarmed, 0);
 }

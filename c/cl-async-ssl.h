@@ -49,7 +49,8 @@
  *   tls-constants.c        OpenSSL constants by name
  *   tls-util.c             buffers and error text shared by the TLS files
  *   alloc-torture.c        the allocation-failure build's counting
- *                          allocator (torture.h; make torture only)
+ *   uv-torture.c           allocator, and its failing libuv calls
+ *                          (torture.h; make torture only)
  *
  * Conventions
  *   - Every function that can fail returns 0 or a negative code: a libuv

@@ -118,14 +118,14 @@ int casl__wq_submit(casl_wqueue *q, uv_buf_t *bufs) {
   int n;
   if (last == NULL)
     return 0;
-  for (n = 1; n < CASL_WQ_MAX_BUFS && last->next != NULL; n++)
+  for (n = 1; n < CASL_WQ_SUBMIT_BUFS && last->next != NULL; n++)
     last = last->next;
   q->inflight = q->head;
   q->head = last->next;
   if (q->head == NULL)
     q->tail = NULL;
   last->next = NULL;
-  return gather(q->inflight, bufs, CASL_WQ_MAX_BUFS, &total);
+  return gather(q->inflight, bufs, CASL_WQ_SUBMIT_BUFS, &total);
 }
 
 void casl__wq_sent(casl_wqueue *q, casl_bufpool *pool) {

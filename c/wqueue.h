@@ -1,7 +1,8 @@
 /*
  * wqueue.h -- a stream's write queue: bytes copied into chunks (pooled
- * buffers for small writes), coalesced into one uv_write of up to
- * CASL_WQ_MAX_BUFS chunks at a time.
+ * buffers for small writes), coalesced: uv_try_write of up to
+ * CASL_WQ_MAX_BUFS chunks at a time, then a uv_write of up to
+ * CASL_WQ_SUBMIT_BUFS.
  */
 #ifndef CASL_WQUEUE_H
 #define CASL_WQUEUE_H
@@ -10,8 +11,14 @@
 
 #include "bufpool.h"
 
-/* Most chunks handed to one write request. */
+/* Most chunks handed to one uv_try_write. */
 #define CASL_WQ_MAX_BUFS 64
+/* Most chunks handed to one write request: what a uv_write_t holds
+ * without allocating (its bufsml).  With more, libuv (1.44 and later)
+ * mallocs, and when that fails it returns UV_ENOMEM with the request
+ * still counted in the loop, which then never ends (found by make
+ * torture). */
+#define CASL_WQ_SUBMIT_BUFS 4
 
 /* A chunk: data[off .. len) is still to be sent. */
 typedef struct casl_chunk {
@@ -36,8 +43,8 @@ int casl__wq_gather(const casl_wqueue *q, uv_buf_t *bufs, int max,
                     size_t *total);
 /* Removes n sent bytes from the head of the queue. */
 void casl__wq_consume(casl_wqueue *q, casl_bufpool *pool, size_t n);
-/* Moves up to CASL_WQ_MAX_BUFS chunks from the head into flight and
- * describes them in bufs (room for CASL_WQ_MAX_BUFS); returns how many. */
+/* Moves up to CASL_WQ_SUBMIT_BUFS chunks from the head into flight and
+ * describes them in bufs (room for CASL_WQ_SUBMIT_BUFS); returns how many. */
 int casl__wq_submit(casl_wqueue *q, uv_buf_t *bufs);
 /* The write request finished (sent or failed): frees the chunks in flight. */
 void casl__wq_sent(casl_wqueue *q, casl_bufpool *pool);

@@ -2,24 +2,29 @@
  * run-torture.c -- `make torture': every scenario of scenarios.c is run
  * once with no failure (it must succeed; that run counts its
  * allocations), then again and again with allocation number 1, 2, 3, ...
- * failing, until a run ends before reaching it.  Each run is a child
+ * failing, until a run past that count ends before reaching it.  Then the
+ * same with the libuv calls of the library (and the statuses their
+ * callbacks bring) failing in turn, each with the error the system gives
+ * there (c/uv-torture.c).  Each run is a child
  * process under ASan + UBSan with LeakSanitizer at its end, bounded by an
  * alarm.  A run fails if the child crashes, hangs, leaks, or says the
  * scenario ended broken (see scenarios.c).
  *
  * The `fresh' scenario (init) runs first, in children of a process where
- * nothing is initialised.  Then this process runs tls-echo once itself,
+ * nothing is initialised.  Then this process runs the TLS scenarios once,
  * so that OpenSSL's process-wide state (its initialisation, the
  * algorithms it fetches at first use) exists before the other scenarios
  * fork: their counts are their own work.  OpenSSL 3.0 leaks some of its
  * global tables when its own initialisation fails part-way; a leak in an
  * init run is therefore counted and shown, not failed.
  *
- *   run-torture [--runs R] [--timeout S] [--verbose] [SCENARIO...]
- *   run-torture --at N SCENARIO     (one run, in this process: for a debugger)
+ *   run-torture [--runs R] [--timeout S] [--verbose]
+ *               [--allocations | --calls] [SCENARIO...]
+ *   run-torture [--calls] --at N SCENARIO   (one run, in this process: for
+ *                                            a debugger)
  *
- * --runs R: at most R failing runs per scenario, spread evenly over its
- * allocations (CI); without it every allocation fails once.  The last line
+ * --runs R: at most R failing runs per scenario and family, spread evenly
+ * over its points (CI); without it every point fails once.  The last line
  * is "torture: N runs, M failed"; the exit status is 0 only if M is 0.
  */
 #ifndef _GNU_SOURCE
@@ -49,6 +54,7 @@ struct record {
 };
 
 static const scenario *current;
+static int family; /* CASL_TORTURE_* */
 static uint64_t fail_at;
 static int record_fd = -1;
 static int log_fd = -1;
@@ -58,22 +64,25 @@ static int child(void) {
   const char *where = NULL;
   if (dup2(log_fd, 2) < 0)
     return SCN_BROKEN;
-  casl_torture_arm(fail_at);
+  casl_torture_arm(family, fail_at);
   memset(&r, 0, sizeof(r));
   r.result = current->run();
   r.injected = casl_torture_injected(&where);
   r.count = casl_torture_count();
   if (where != NULL)
     snprintf(r.where, sizeof(r.where), "%s", where);
-  casl_torture_arm(0);
+  casl_torture_disarm();
   if (write(record_fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
     return SCN_BROKEN;
   return r.result;
 }
 
-/* Distinct sites where a failure was injected. */
-static char **sites;
-static size_t nsites, capsites;
+/* Distinct sites where an allocation failed, and libuv calls that did. */
+typedef struct site_set {
+  char **v;
+  size_t n, cap;
+} site_set;
+static site_set sites, calls;
 static size_t site_ours, site_ossl, site_uv;
 
 static int our_file(const char *where) {
@@ -85,27 +94,38 @@ static int our_file(const char *where) {
   return access(path, F_OK) == 0;
 }
 
-static void add_site(const char *where) {
+/* Adds where to set; 1 if it was new. */
+static int add_to(site_set *set, const char *where) {
   size_t i;
-  for (i = 0; i < nsites; i++)
-    if (strcmp(sites[i], where) == 0)
-      return;
-  if (nsites == capsites) {
-    size_t cap = capsites ? capsites * 2 : 256;
-    char **p = realloc(sites, cap * sizeof(*p));
+  for (i = 0; i < set->n; i++)
+    if (strcmp(set->v[i], where) == 0)
+      return 0;
+  if (set->n == set->cap) {
+    size_t cap = set->cap ? set->cap * 2 : 256;
+    char **p = realloc(set->v, cap * sizeof(*p));
     if (p == NULL) {
       perror("realloc");
       exit(2);
     }
-    sites = p;
-    capsites = cap;
+    set->v = p;
+    set->cap = cap;
   }
-  sites[nsites] = strdup(where);
-  if (sites[nsites] == NULL) {
+  set->v[set->n] = strdup(where);
+  if (set->v[set->n] == NULL) {
     perror("strdup");
     exit(2);
   }
-  nsites++;
+  set->n++;
+  return 1;
+}
+
+static void add_site(const char *where) {
+  if (family == CASL_TORTURE_CALLS) {
+    (void)add_to(&calls, where);
+    return;
+  }
+  if (!add_to(&sites, where))
+    return;
   if (strcmp(where, "libuv") == 0)
     site_uv++;
   else if (our_file(where))
@@ -171,28 +191,101 @@ static int run(uint64_t n, unsigned timeout, struct record *r) {
     why = "failed with no allocation failing";
   if (why == NULL)
     return 0;
-  printf("FAIL %s: allocation %" PRIu64 " (%s) failing: %s\n", current->name,
+  printf("FAIL %s: %s %" PRIu64 " (%s) failing: %s\n", current->name,
+         family == CASL_TORTURE_CALLS ? "libuv call" : "allocation",
          n, r->where[0] ? r->where : "?", why);
   fflush(stdout);
   show_log();
   return 1;
 }
 
-/* Sets up OpenSSL's process-wide state here, before the forks. */
+/* Sets up OpenSSL's process-wide state here, before the forks: the TLS
+ * scenarios once each, with nothing failing. */
 static int warm_up(void) {
+  static const char *const names[] = {"tls-echo", "tls-full"};
   const scenario *s;
-  for (s = scenarios; s->name != NULL; s++) {
-    if (strcmp(s->name, "tls-echo") != 0)
-      continue;
-    casl_torture_arm(0);
-    if (s->run() != SCN_SUCCESS) {
-      fprintf(stderr, "run-torture: tls-echo failed with nothing failing\n");
+  size_t i;
+  for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    for (s = scenarios; s->name != NULL; s++)
+      if (strcmp(s->name, names[i]) == 0)
+        break;
+    if (s->name == NULL) {
+      fprintf(stderr, "run-torture: no %s scenario\n", names[i]);
       return -1;
     }
-    return 0;
+    casl_torture_arm(CASL_TORTURE_ALLOC, 0);
+    if (s->run() != SCN_SUCCESS) {
+      fprintf(stderr, "run-torture: %s failed with nothing failing\n",
+              names[i]);
+      return -1;
+    }
   }
-  fprintf(stderr, "run-torture: no tls-echo scenario\n");
-  return -1;
+  return 0;
+}
+
+static long total_runs, total_failed, injected_of[2];
+
+/* Runs s with no failure (it must succeed; that counts its points), then
+ * with point 1, 2, ... of the current family failing until a run ends
+ * before reaching it (every step-th point with max_runs). */
+static void torture(const scenario *s, uint64_t max_runs, unsigned timeout,
+                    int verbose) {
+  static const char *const noun[] = {"allocations", "libuv calls"};
+  struct record r;
+  uint64_t n, step = 1, total;
+  long runs = 1, failed = 0, injected = 0, reported = 0, succeeded = 0;
+  size_t before = family == CASL_TORTURE_CALLS ? calls.n : sites.n;
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  if (run(0, timeout, &r) != 0) {
+    total_runs++;
+    total_failed++;
+    return;
+  }
+  total = r.count;
+  if (max_runs > 0 && total > max_runs)
+    step = total / max_runs;
+  for (n = 1;; n += step) {
+    if (n > 2 * total + 1000) {
+      printf("FAIL %s: runs still reach point %" PRIu64 " (%" PRIu64
+             " without failures)\n", s->name, n, total);
+      failed++;
+      break;
+    }
+    runs++;
+    if (run(n, timeout, &r) != 0) {
+      failed++;
+      continue;
+    }
+    if (!r.injected) {
+      /* The run ended before point n.  Runs differ a little (how many
+       * reads the kernel makes of the same bytes): below the count of
+       * the run without failures, go on. */
+      if (n > total)
+        break;
+      continue;
+    }
+    injected++;
+    add_site(r.where);
+    if (r.result == SCN_SUCCESS)
+      succeeded++;
+    else
+      reported++;
+    if (verbose)
+      printf("  %s %" PRIu64 " %s: %s\n", s->name, n, r.where,
+             r.result == SCN_SUCCESS ? "done anyway" : "reported");
+  }
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  printf("%s %s: %" PRIu64 " %s, %ld failed in turn%s (%ld reported, %ld "
+         "done anyway), %zu new kinds, %ld broken (%.1fs)\n",
+         failed ? "FAIL" : "ok  ", s->name, total, noun[family], injected,
+         step > 1 ? " (sampled)" : "", reported, succeeded,
+         (family == CASL_TORTURE_CALLS ? calls.n : sites.n) - before, failed,
+         (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9);
+  fflush(stdout);
+  total_runs += runs;
+  total_failed += failed;
+  injected_of[family] += injected;
 }
 
 static int selected(const char *name, int argc, char **argv, int first) {
@@ -209,11 +302,11 @@ int main(int argc, char **argv) {
   unsigned timeout = 60;
   uint64_t max_runs = 0;
   int first = 1, verbose = 0;
-  long total_runs = 0, total_failed = 0, total_injected = 0;
   char log_path[] = "/tmp/casl-torture-log-XXXXXX";
   const scenario *s;
   int pass, warmed = 0;
   uint64_t at = 0;
+  int only = -1;
 
   if (casl_torture_install() != 0) {
     fprintf(stderr, "run-torture: OpenSSL or libuv allocated before "
@@ -230,12 +323,19 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[first], "--at") == 0 && first + 1 < argc) {
       at = strtoull(argv[first + 1], NULL, 10);
       first += 2;
+    } else if (strcmp(argv[first], "--calls") == 0) {
+      only = CASL_TORTURE_CALLS;
+      first++;
+    } else if (strcmp(argv[first], "--allocations") == 0) {
+      only = CASL_TORTURE_ALLOC;
+      first++;
     } else if (strcmp(argv[first], "--verbose") == 0) {
       verbose = 1;
       first++;
     } else {
       fprintf(stderr, "usage: %s [--runs R] [--timeout S] [--verbose] "
-                      "[SCENARIO...]\n", argv[0]);
+                      "[--allocations | --calls] [--at N] [SCENARIO...]\n",
+              argv[0]);
       return 2;
     }
   }
@@ -247,6 +347,7 @@ int main(int argc, char **argv) {
   }
   if (at > 0) {
     const char *where = NULL;
+    family = only < 0 ? CASL_TORTURE_ALLOC : only;
     int result;
     for (s = scenarios; s->name != NULL; s++)
       if (first < argc && strcmp(s->name, argv[first]) == 0)
@@ -257,7 +358,7 @@ int main(int argc, char **argv) {
     }
     if (!s->fresh && warm_up() != 0)
       return 2;
-    casl_torture_arm(at);
+    casl_torture_arm(family, at);
     result = s->run();
     (void)casl_torture_injected(&where);
     printf("%s at %" PRIu64 " (%s): %s\n", s->name, at,
@@ -276,11 +377,6 @@ int main(int argc, char **argv) {
 
   for (pass = 0; pass < 2; pass++)
   for (s = scenarios; s->name != NULL; s++) {
-    struct record r;
-    uint64_t n, step = 1, total;
-    long runs = 0, failed = 0, injected = 0, reported = 0, succeeded = 0;
-    size_t sites_before = nsites;
-    struct timespec a, b;
     if (s->fresh != (pass == 0))
       continue;
     if (pass == 1 && !warmed) {
@@ -291,57 +387,17 @@ int main(int argc, char **argv) {
     if (!selected(s->name, argc, argv, first))
       continue;
     current = s;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    runs++;
-    if (run(0, timeout, &r) != 0) {
-      total_runs++;
-      total_failed++;
-      continue;
-    }
-    total = r.count;
-    if (max_runs > 0 && total > max_runs)
-      step = total / max_runs;
-    for (n = 1;; n += step) {
-      if (n > 2 * total + 1000) {
-        printf("FAIL %s: runs still reach allocation %" PRIu64
-               " (%" PRIu64 " without failures)\n", s->name, n, total);
-        failed++;
-        break;
-      }
-      runs++;
-      if (run(n, timeout, &r) != 0) {
-        failed++;
+    for (family = CASL_TORTURE_ALLOC; family <= CASL_TORTURE_CALLS; family++) {
+      if (only >= 0 && family != only)
         continue;
-      }
-      if (!r.injected)
-        break; /* the run ended before allocation n */
-      injected++;
-      add_site(r.where);
-      if (r.result == SCN_SUCCESS)
-        succeeded++;
-      else
-        reported++;
-      if (verbose)
-        printf("  %s %" PRIu64 " %s: %s\n", s->name, n, r.where,
-               r.result == SCN_SUCCESS ? "done anyway" : "reported");
+      torture(s, max_runs, timeout, verbose);
     }
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    printf("%s %s: %" PRIu64 " allocations, %ld failed in turn%s "
-           "(%ld reported, %ld done anyway), %zu new sites, %ld broken "
-           "(%.1fs)\n",
-           failed ? "FAIL" : "ok  ", s->name, total, injected,
-           step > 1 ? " (sampled)" : "", reported, succeeded,
-           nsites - sites_before, failed,
-           (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9);
-    fflush(stdout);
-    total_runs += runs;
-    total_failed += failed;
-    total_injected += injected;
   }
   test_certs_cleanup();
-  printf("torture: %ld injected failures at %zu sites (ours %zu, OpenSSL "
-         "%zu, libuv %zu)\n",
-         total_injected, nsites, site_ours, site_ossl, site_uv);
+  printf("torture: %ld allocations failed at %zu sites (ours %zu, OpenSSL "
+         "%zu, libuv %zu); %ld libuv calls and callbacks failed, %zu kinds\n",
+         injected_of[CASL_TORTURE_ALLOC], sites.n, site_ours, site_ossl,
+         site_uv, injected_of[CASL_TORTURE_CALLS], calls.n);
   if (init_leaks > 0)
     printf("torture: %ld init runs leaked inside OpenSSL's own failed "
            "initialisation (not counted as failures)\n", init_leaks);
