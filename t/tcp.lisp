@@ -417,3 +417,34 @@ is delivered before our side closes (upstream dropped it)."
                             (as:close-socket s) (as:close-tcp-server server))
                           :data "via fd"))))
     (is (equal "via fd" got))))
+
+(test a-system-error-ends-one-connection-and-the-loop-goes-on
+  ;; What the C library hands up when the system fails one connection
+  ;; (EPIPE on a write, ECONNRESET on a read, ENOBUFS: each is made to
+  ;; happen in C by make torture, c/uv-torture.c): here the Lisp side is
+  ;; handed those codes for one client while another keeps echoing.
+  (dolist (case '((-32 as:streamish-broken-pipe "EPIPE")
+                  (-104 as:tcp-reset "ECONNRESET")
+                  (-105 as:tcp-error "ENOBUFS")))
+    (destructuring-bind (code type name) case
+      (let ((events '()) (other nil))
+        (with-test-loop ()
+          (let* ((server (echo-server))
+                 (port (as:tcp-server-port server))
+                 (victim (as:tcp-connect "127.0.0.1" port
+                                         (lambda (s d) (declare (ignore s d)))
+                                         :event-cb (lambda (e) (push e events)))))
+            (as:tcp-connect "127.0.0.1" port
+                            (lambda (s d)
+                              (setf other (text d))
+                              (as:close-socket s)
+                              (as:close-tcp-server server))
+                            :connect-cb
+                            (lambda (s)
+                              (cl-async::%on-error (cl-async::socket-id victim) code)
+                              (as:write-socket-data s "still here")))))
+        (is (equal "still here" other) "~a: the other connection" name)
+        (is (= 1 (length events)) "~a: events ~a" name events)
+        (is (typep (first events) type) "~a: ~a" name (first events))
+        (is (eql code (as:event-errcode (first events)))
+            "~a: ~a" name (first events))))))
