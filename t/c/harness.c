@@ -1,8 +1,8 @@
 /*
  * harness.c -- what the C test runner (run-tests.c) and the
- * allocation-failure runner (t/torture/) share: test certificates, a
- * bounded loop run, reading files, and running a function in a child
- * process bounded by an alarm.
+ * allocation-failure runner (t/torture/) share: test certificates and
+ * their key pins, a bounded loop run, reading files, and running a
+ * function in a child process bounded by an alarm.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -136,4 +136,19 @@ int test_fork_run(int (*fn)(void), unsigned timeout) {
     return TEST_EXIT_SIGNAL + WTERMSIG(status);
   }
   return TEST_EXIT_HARNESS;
+}
+
+int test_spki_sha256(const char *cert, unsigned char out[32]) {
+  char cmd[2048];
+  FILE *f;
+  size_t n;
+  snprintf(cmd, sizeof(cmd),
+           "openssl x509 -in '%s' -pubkey -noout | openssl pkey -pubin "
+           "-outform DER | openssl dgst -sha256 -binary",
+           test_cert_path(cert));
+  f = popen(cmd, "r");
+  if (f == NULL)
+    return -1;
+  n = fread(out, 1, 32, f);
+  return pclose(f) == 0 && n == 32 ? 0 : -1;
 }

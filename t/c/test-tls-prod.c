@@ -150,23 +150,6 @@ TEST_IMPL(tls_crl_revoked_client) {
   return 0;
 }
 
-/* SHA-256 of a certs-dir certificate's SubjectPublicKeyInfo, computed
- * with the openssl command (an independent implementation). */
-static int spki_sha256(const char *cert, unsigned char out[32]) {
-  char cmd[2048];
-  FILE *f;
-  size_t n;
-  snprintf(cmd, sizeof(cmd),
-           "openssl x509 -in '%s' -pubkey -noout | openssl pkey -pubin "
-           "-outform DER | openssl dgst -sha256 -binary",
-           test_cert_path(cert));
-  f = popen(cmd, "r");
-  if (f == NULL)
-    return -1;
-  n = fread(out, 1, 32, f);
-  return pclose(f) == 0 && n == 32 ? 0 : -1;
-}
-
 static int pin_result(const char *const *pins, size_t n, char *why,
                       size_t wlen) {
   unsigned char digests[4 * 32];
@@ -178,7 +161,7 @@ static int pin_result(const char *const *pins, size_t n, char *why,
   if (cc == NULL || sc == NULL || n > 4)
     return -1;
   for (i = 0; i < n; i++)
-    if (spki_sha256(pins[i], digests + 32 * i) != 0)
+    if (test_spki_sha256(pins[i], digests + 32 * i) != 0)
       return -2;
   if (casl_tls_ctx_set_pins(cc, digests, n) != 0)
     return -3;

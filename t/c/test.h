@@ -43,6 +43,9 @@ const char *test_cert_path(const char *file);
  * the guard fired or the loop failed. */
 int test_run_bounded(casl_loop *loop, int64_t guard_id, uint64_t ms,
                      const int *guard_fired);
+/* SHA-256 of a certs-dir certificate's SubjectPublicKeyInfo, computed
+ * with the openssl command (an independent implementation).  0 or -1. */
+int test_spki_sha256(const char *cert, unsigned char out[32]);
 /* Reads a whole file into a malloc'd buffer; *len gets its size. */
 char *test_read_file(const char *path, size_t *len);
 

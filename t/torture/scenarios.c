@@ -755,18 +755,7 @@ const scenario scenarios[] = {
     {NULL, NULL, 0}};
 
 int scenarios_prepare(void) {
-  char cmd[2048];
-  FILE *f;
-  size_t n;
-  snprintf(cmd, sizeof(cmd),
-           "openssl x509 -in '%s' -pubkey -noout | openssl pkey -pubin "
-           "-outform DER | openssl dgst -sha256 -binary",
-           test_cert_path("server.pem"));
-  f = popen(cmd, "r");
-  if (f == NULL)
-    return -1;
-  n = fread(server_pin, 1, sizeof(server_pin), f);
-  if (pclose(f) != 0 || n != sizeof(server_pin))
+  if (test_spki_sha256("server.pem", server_pin) != 0)
     return -1;
   have_pin = 1;
   return 0;
