@@ -437,11 +437,38 @@ static int check_clients(void) {
   return 0;
 }
 
-static int run_clients(uint64_t ms) {
-  return test_run_bounded(k.loop, GUARD, ms, &k.guard_fired);
+/* ------------------------------------------------------------------------ */
+
+/* Starts the server child fn (stopping after `want' connections) and
+ * readies the clients' loop for n clients starting in phase. */
+static int setup_clients(void (*fn)(int, int), int want, int n, int phase,
+                         pid_t *pid, int *rfd) {
+  struct srv_result r;
+  int port;
+  *pid = start_child(fn, want, rfd, &port);
+  ASSERT(*pid > 0);
+  if (port == 0) {
+    (void)finish_child(*pid, *rfd, &r, 0);
+    ASSERT(!"the server child did not start");
+  }
+  memset(&k, 0, sizeof(k));
+  k.port = port;
+  k.n = n;
+  k.phase = phase;
+  ASSERT_OK(casl_loop_new(&k.loop, &cli_cbs));
+  return 0;
 }
 
-/* ------------------------------------------------------------------------ */
+/* Runs the clients (for at most ms), then collects the child's result
+ * into *r: 0, or non-zero.  The child is reaped either way. */
+static int run_and_collect(pid_t pid, int rfd, uint64_t ms,
+                           struct srv_result *r) {
+  if (test_run_bounded(k.loop, GUARD, ms, &k.guard_fired) != 0) {
+    (void)finish_child(pid, rfd, r, 0);
+    ASSERT(!"the clients did not finish");
+  }
+  return finish_child(pid, rfd, r, 30000);
+}
 
 /* 200 TLS clients at a server limited to 64 descriptors: 40 connect and
  * stay, then 160 more arrive at once.  The server accepts what it can,
@@ -450,28 +477,15 @@ static int run_clients(uint64_t ms) {
  * and each gets its echo. */
 TEST_IMPL(core_fd_exhaustion_tls_server) {
   struct srv_result r;
-  int rfd = -1, id, port, child;
-  pid_t pid = start_child(tls_server_child, NCLI, &rfd, &port);
-  ASSERT(pid > 0);
-  if (port == 0) {
-    (void)finish_child(pid, rfd, &r, 0);
-    ASSERT(!"the server child did not start");
-  }
-  memset(&k, 0, sizeof(k));
-  k.port = port;
-  k.n = NCLI;
-  k.phase = 1;
-  ASSERT_OK(casl_loop_new(&k.loop, &cli_cbs));
+  int rfd = -1, id, child;
+  pid_t pid;
+  CHECK(setup_clients(tls_server_child, NCLI, NCLI, 1, &pid, &rfd));
   ASSERT_OK(casl_tls_ctx_new(&k.ctx, CASL_TLS_CLIENT));
   ASSERT_OK(casl_tls_ctx_load_verify_locations(k.ctx, test_cert_path("ca.pem"),
                                                NULL));
   for (id = 1; id <= HOLD; id++)
     ASSERT_OK(cli_connect_one(id, 1));
-  if (run_clients(120000) != 0) {
-    (void)finish_child(pid, rfd, &r, 0);
-    ASSERT(!"the clients did not finish");
-  }
-  child = finish_child(pid, rfd, &r, 30000);
+  child = run_and_collect(pid, rfd, 120000, &r);
   fprintf(stderr, "  %d connections echoed again while the server was full\n",
           k.again);
   CHECK(check_clients());
@@ -494,26 +508,15 @@ TEST_IMPL(core_fd_exhaustion_tls_server) {
  * free it accepts and echoes all five. */
 TEST_IMPL(core_fd_exhaustion_full_table) {
   struct srv_result r;
-  int rfd = -1, id, port;
-  pid_t pid = start_child(full_table_server_child, 5, &rfd, &port);
-  ASSERT(pid > 0);
-  if (port == 0) {
-    (void)finish_child(pid, rfd, &r, 0);
-    ASSERT(!"the server child did not start");
-  }
-  memset(&k, 0, sizeof(k));
-  k.port = port;
-  k.n = 5;
-  k.phase = 4; /* close after the echo */
-  ASSERT_OK(casl_loop_new(&k.loop, &cli_cbs));
+  int rfd = -1, id, child;
+  pid_t pid;
+  /* phase 4: each closes once echoed */
+  CHECK(setup_clients(full_table_server_child, 5, 5, 4, &pid, &rfd));
   for (id = 1; id <= k.n; id++)
     ASSERT_OK(cli_connect_one(id, 0));
-  if (run_clients(60000) != 0) {
-    (void)finish_child(pid, rfd, &r, 0);
-    ASSERT(!"the clients did not finish");
-  }
-  ASSERT_OK(finish_child(pid, rfd, &r, 30000));
+  child = run_and_collect(pid, rfd, 60000, &r);
   CHECK(check_clients());
+  ASSERT_OK(child);
   for (id = 1; id <= k.n; id++)
     ASSERT_EQ(k.rx[id], 4);
   ASSERT_EQ(r.accepted, 5);
