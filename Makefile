@@ -12,7 +12,8 @@
 #   make lint        cppcheck and clang-tidy (analyzer and bugprone checks) over c/
 #   make scan        sslscan and testssl.sh against a default tcp-ssl-server
 #   make stress      hostile peers, leaks and 10 000 connections against a
-#                    default tcp-ssl-server (STRESS_SIZE=short for CI)
+#                    default tcp-ssl-server, a killed reuse-port worker, and
+#                    a 10-minute soak of 4 loops (STRESS_SIZE=short for CI)
 #   make bench-filter  the in-memory TLS filter benchmark
 #   make clean
 

@@ -40,6 +40,7 @@ ones."
                              (:file "pipe-tls")
                              (:file "interrupts")
                              (:file "signal-tls")
+                             (:file "faults")
                              (:file "systems"))))
   :perform (test-op (o c)
              ;; The REPL's suite too (cl-async-repl/test depends on this

@@ -27,7 +27,11 @@ CASL_EXTERN int casl_tcp_connect(casl_loop *loop, int64_t id, const char *host,
 
 /* Listens on addr (IPv4/IPv6 literal, NULL or "" for 0.0.0.0) and port (0:
  * any free port); backlog < 1 means 128; flags CASL_LISTEN_*.  Bind and
- * listen errors are returned here. */
+ * listen errors are returned here.  When accepting fails (UV_EMFILE out of
+ * descriptors, UV_ENFILE, UV_ENOMEM, ...) the server (TCP or pipe) gets an
+ * `error' event, at most one a second, stops accepting and tries again
+ * after a pause (10 ms, doubling to 0.5 s); waiting clients stay in the
+ * backlog meanwhile. */
 CASL_EXTERN int casl_server_listen(casl_loop *loop, int64_t id,
                                    const char *addr, int port, int backlog,
                                    int flags, casl_server **out);

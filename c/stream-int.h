@@ -110,7 +110,16 @@ int casl__stream_tls_new(casl_tcp *c, casl_tls_ctx *ctx, int server,
 struct casl_server {
   casl_handle h;
   casl_stream_kind kind;
-  casl_stream_uv u;
+  casl_stream_uv u;         /* owns the listening socket (never uv_listen'd:
+                               server.c accepts by itself) */
+  int fd;                   /* that socket, once listening */
+  uv_poll_t poll;           /* readable: connections are waiting */
+  uv_timer_t retry;         /* ends a pause after a failed accept */
+  uint64_t pause_ms;        /* the last pause; 0 after an accept worked */
+  uint64_t reported_at;     /* loop time of the last error event */
+  unsigned poll_inited : 1, retry_inited : 1;
+  unsigned paused : 1;      /* not watching the socket until retry fires */
+  unsigned reported : 1;    /* reported_at is set */
   char *unlink_path;        /* pipe.c: the socket file this server made,
                                removed at close if it is still that file */
   dev_t dev;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -178,17 +179,22 @@ int casl_tcp_local_address(casl_tcp *c, char *buf, size_t len, int *port) {
 /* ------------------------------------------------------------------------ */
 /* Servers                                                                   */
 
-/* A TCP socket bound to ss with SO_REUSEADDR and SO_REUSEPORT (libuv's
- * bind sets only the first): the fd, or a negative code. */
-static int bind_reuseport(const struct sockaddr_storage *ss) {
-  int fd, on = 1, rc;
+/* A TCP socket bound to ss with SO_REUSEADDR (and SO_REUSEPORT with
+ * CASL_LISTEN_REUSEPORT; an IPv6 one takes IPv4 too): the fd, or a
+ * negative code.  Bound here rather than by uv_tcp_bind, which leaves
+ * EADDRINUSE for uv_listen to report. */
+static int bind_socket(const struct sockaddr_storage *ss, int flags) {
+  int fd, on = 1, off = 0, rc;
   socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                             : sizeof(struct sockaddr_in);
   fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return casl__errno();
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+      ((flags & CASL_LISTEN_REUSEPORT) &&
+       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) ||
+      (ss->ss_family == AF_INET6 &&
+       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) != 0) ||
       bind(fd, (const struct sockaddr *)ss, len) != 0) {
     rc = casl__errno();
     (void)close(fd);
@@ -208,14 +214,7 @@ int casl_server_listen(casl_loop *loop, int64_t id, const char *addr, int port,
   if (port < 0 || port > 65535 || parse_ip(addr, port, &ss) != 0 ||
       (flags & ~CASL_LISTEN_REUSEPORT) != 0)
     return CASL_EINVAL;
-  if (!(flags & CASL_LISTEN_REUSEPORT)) {
-    if ((rc = casl__server_new(loop, id, CASL_STREAM_TCP, &s)) != 0)
-      return rc;
-    return casl__server_start(
-        s, uv_tcp_bind(&s->u.tcp, (const struct sockaddr *)&ss, 0), backlog,
-        out);
-  }
-  fd = bind_reuseport(&ss);
+  fd = bind_socket(&ss, flags);
   if (fd < 0)
     return fd;
   if ((rc = casl__server_new(loop, id, CASL_STREAM_TCP, &s)) != 0) {

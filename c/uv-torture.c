@@ -8,9 +8,11 @@
  * (EPIPE for a write, ECONNRESET for a read, EMFILE for an accept, ...)
  * instead of what libuv did.
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include <uv.h>
 
@@ -40,11 +42,6 @@ static int fault(const char *what, int err) {
 WRAP(int, uv_loop_init, (uv_loop_t *l), (l), UV_EMFILE, "uv_loop_init: EMFILE")
 WRAP(int, uv_async_init, (uv_loop_t *l, uv_async_t *a, uv_async_cb cb),
      (l, a, cb), UV_EMFILE, "uv_async_init: EMFILE")
-WRAP(int, uv_tcp_bind,
-     (uv_tcp_t *h, const struct sockaddr *a, unsigned int f), (h, a, f),
-     UV_EADDRNOTAVAIL, "uv_tcp_bind: EADDRNOTAVAIL")
-WRAP(int, uv_accept, (uv_stream_t *s, uv_stream_t *c), (s, c), UV_ECONNABORTED,
-     "uv_accept: ECONNABORTED")
 WRAP(int, uv_try_write,
      (uv_stream_t *s, const uv_buf_t bufs[], unsigned int n), (s, bufs, n),
      UV_EPIPE, "uv_try_write: EPIPE")
@@ -215,14 +212,12 @@ int __wrap_uv_getaddrinfo(uv_loop_t *l, uv_getaddrinfo_t *r,
   return __real_uv_getaddrinfo(l, r, cb, node, service, hints);
 }
 
-/* Streams' reads and servers' connections: every callback passes through
- * here (their callbacks are kept per stream), and the chosen one brings
- * an error. */
+/* Streams' reads: every read callback passes through here (the callbacks
+ * are kept per stream), and the chosen one brings an error. */
 #define MAX_STREAMS 64
 static struct {
   uv_stream_t *s;
   uv_read_cb read;
-  uv_connection_cb conn;
 } streams[MAX_STREAMS];
 
 static int stream_slot(uv_stream_t *s) {
@@ -260,21 +255,24 @@ int __wrap_uv_read_start(uv_stream_t *s, uv_alloc_cb a, uv_read_cb r) {
   return __real_uv_read_start(s, a, read_tramp);
 }
 
-static void connection_tramp(uv_stream_t *s, int status) {
-  uv_connection_cb cb = streams[stream_slot(s)].conn;
-  if (status == 0 &&
-      casl__torture_point(CASL_TORTURE_CALLS, "connection callback: EMFILE"))
-    status = UV_EMFILE;
-  cb(s, status);
-}
+/* The socket calls the library makes itself (servers bind, listen and
+ * accept without libuv: tcp.c, pipe.c, server.c).  A failing call sets
+ * errno and returns -1, as the system does. */
+#define WRAP_SYS(name, params, args, err, what)                             \
+  int __real_##name params;                                                 \
+  int __wrap_##name params;                                                 \
+  int __wrap_##name params {                                                \
+    if (casl__torture_point(CASL_TORTURE_CALLS, what)) {                    \
+      errno = err;                                                          \
+      return -1;                                                            \
+    }                                                                       \
+    return __real_##name args;                                              \
+  }
 
-int __real_uv_listen(uv_stream_t *s, int backlog, uv_connection_cb cb);
-int __wrap_uv_listen(uv_stream_t *s, int backlog, uv_connection_cb cb);
-
-int __wrap_uv_listen(uv_stream_t *s, int backlog, uv_connection_cb cb) {
-  int e = fault("uv_listen: EADDRINUSE", UV_EADDRINUSE);
-  if (e != 0)
-    return e;
-  streams[stream_slot(s)].conn = cb;
-  return __real_uv_listen(s, backlog, connection_tramp);
-}
+WRAP_SYS(socket, (int d, int t, int p), (d, t, p), EMFILE, "socket: EMFILE")
+WRAP_SYS(bind, (int fd, const struct sockaddr *a, socklen_t n), (fd, a, n),
+         EADDRNOTAVAIL, "bind: EADDRNOTAVAIL")
+WRAP_SYS(listen, (int fd, int backlog), (fd, backlog), EADDRINUSE,
+         "listen: EADDRINUSE")
+WRAP_SYS(accept4, (int fd, struct sockaddr *a, socklen_t *n, int f),
+         (fd, a, n, f), EMFILE, "accept4: EMFILE")

@@ -117,7 +117,12 @@ port (or 0 for any free one), or close the other server."))
            :accessor socket-accept-error-server))
   (:report report-streamish-error)
   (:documentation "A server failed to accept a connection (for example, out
-of file descriptors).  The server stays open."))
+of file descriptors: EVENT-ERRCODE is then EMFILE's -24).  Passed to the
+server's event-cb, never signalled.  The server stays open: it stops
+accepting, tries again after a pause (10 ms, doubling up to 0.5 s while
+accepting keeps failing), and meanwhile the clients wait in the listen
+backlog; while the failure lasts this is reported at most once a
+second."))
 
 (defun socket-accept-error-tcp-server (condition)
   "The server of a SOCKET-ACCEPT-ERROR."

@@ -160,7 +160,8 @@ stays.  Closing it does not close the connections it accepted.
   read-cb      (lambda (pipe octets)), or (lambda (pipe stream)) with
                :stream t.
   :event-cb    (lambda (condition)), default nil: the events of accepted
-               connections (SOCKET-EOF, ...), and accept failures.
+               connections (SOCKET-EOF, ...), and accept failures
+               (SOCKET-ACCEPT-ERROR; the server pauses and retries).
   :connect-cb  (lambda (pipe-or-stream)), default nil: for each accepted
                connection, before its first read.
   :backlog     the listen backlog; default nil (or a non-positive

@@ -446,6 +446,16 @@ read) and TLS failures (the alert should reach the peer)."
 (defmethod object-loop-closed ((server socket-server))
   (object-closed server))
 
+(defun accept-error-message (code)
+  "The text of a SOCKET-ACCEPT-ERROR with CODE: what failed, what the
+server does about it, and, out of descriptors, what to do."
+  (format nil "accepting a connection failed: ~a; the server pauses ~
+               accepting and retries~:[~; (raise the process's descriptor ~
+               limit, ulimit -n, or close connections)~]"
+          (cl-async-ffi:strerror code)
+          (member (cl-async-ffi:err-name code) '("EMFILE" "ENFILE")
+                  :test #'string=)))
+
 (defmethod object-error ((server socket-server) code)
   (let ((cb (socket-server-event-cb server)))
     (when cb
@@ -453,8 +463,7 @@ read) and TLS failures (the alert should reach the peer)."
         (run-event-cb cb (make-condition
                           'socket-accept-error
                           :code code :server server :listener server
-                          :msg (format nil "accepting a connection failed: ~a"
-                                       (cl-async-ffi:strerror code))))))))
+                          :msg (accept-error-message code)))))))
 
 (setf (documentation 'socket-c 'function)
       "The C connection of SOCKET (a foreign pointer); nil before it exists

@@ -213,7 +213,8 @@ if it cannot listen.
 
   read-cb      (lambda (socket octets)), or (lambda (socket stream)).
   :event-cb    (lambda (condition)): events of accepted sockets, and
-               accept failures.
+               accept failures (SOCKET-ACCEPT-ERROR, e.g. out of file
+               descriptors: the server pauses and retries by itself).
   :connect-cb  (lambda (socket-or-stream)) for each accepted connection,
                before its first read.
   :backlog     listen backlog (default 128).

@@ -12,19 +12,26 @@
 ;;;;   "CLOSE\n"   the server closes the connection;
 ;;;;   "MEMORY\n"  after a full GC: one line, a plist with the Lisp heap in
 ;;;;               use, the bytes malloc has handed out (glibc mallinfo2),
-;;;;               and VmRSS, all in KiB.
+;;;;               and VmRSS, all in KiB;
+;;;;   "WHO\n"     (the whole read) one line: this process's pid (which
+;;;;               worker of several sharing a port the connection reached;
+;;;;               an echo payload may begin with "WHO").
 ;;;; Environment: CASL_STRESS_CERTS (certificate directory),
 ;;;; CASL_STRESS_PORT_FILE (where the port is written),
+;;;; CASL_STRESS_REUSE_PORT (if set: listen with :reuse-port t on that port,
+;;;; 0 for any free one, beside other workers on it),
 ;;;; CASL_STRESS_HANDSHAKE_TIMEOUT (seconds, default 2),
 ;;;; CASL_STRESS_CERT_NAME ("server", ECDSA, or "server-rsa"; see
 ;;;; t/make-certs.sh).  Otherwise every setting is tcp-ssl-server's default.
 
 (require :asdf)
+(require :sb-posix)
 (push (uiop:getcwd) asdf:*central-registry*)
 (asdf:load-system :cl-async-ssl)
 
 (defpackage #:cl-async-ssl-stress-server (:use #:cl))
 (in-package #:cl-async-ssl-stress-server)
+(load (merge-pathnames "common.lisp" *load-truename*))
 
 (defparameter *certs* (uiop:getenv "CASL_STRESS_CERTS"))
 (defparameter *cert-name* (or (uiop:getenv "CASL_STRESS_CERT_NAME") "server"))
@@ -76,22 +83,9 @@ once it has drained (the write-cb stays on the socket: it checks STATE)."
                          (list :lisp-heap-kib (floor (sb-kernel:dynamic-usage) 1024)
                                :malloc-kib (floor (malloc-in-use) 1024)
                                :rss-kib (rss-kib)))))
+        ((and (= (length data) 4) (command-p data (format nil "WHO~%")))
+         (as:write-socket-data socket (format nil "~d~%" (sb-posix:getpid))))
         (t (as:write-socket-data socket data))))
-
-(defun malloc-in-use ()
-  "Bytes malloc has handed out and not had back (glibc's mallinfo2)."
-  (cffi:with-foreign-object (info :size 10)
-    (cffi:foreign-funcall "mallinfo2" :pointer info :void)
-    ;; struct mallinfo2: arena ordblks smblks hblks hblkhd usmblks fsmblks
-    ;; uordblks fordblks keepcost; in use = uordblks + hblkhd
-    (+ (cffi:mem-aref info :size 7) (cffi:mem-aref info :size 4))))
-
-(defun rss-kib ()
-  (with-open-file (f "/proc/self/status")
-    (loop :for line := (read-line f nil)
-          :while line
-          :when (and (> (length line) 6) (string= "VmRSS:" line :end2 6))
-            :return (parse-integer line :start 6 :junk-allowed t))))
 
 (defun parse-number (s)
   (let ((*read-eval* nil)) (read-from-string s)))
@@ -99,15 +93,18 @@ once it has drained (the write-cb stays on the socket: it checks STATE)."
 (defun event-cb (ev)
   (incf (gethash (string (type-of ev)) *events* 0)))
 
+(exit-when-orphaned)
 (as:with-event-loop ()
-  (let ((server (as-ssl:tcp-ssl-server
-                 "127.0.0.1" 0 #'read-cb
-                 :event-cb #'event-cb
-                 :certificate (format nil "~a/~a-chain.pem" *certs* *cert-name*)
-                 :key (format nil "~a/~a.key" *certs* *cert-name*)
-                 :handshake-timeout (let ((s (uiop:getenv "CASL_STRESS_HANDSHAKE_TIMEOUT")))
-                                      (if s (parse-number s) 2))
-                 :backlog 4096)))
+  (let* ((reuse (uiop:getenv "CASL_STRESS_REUSE_PORT"))
+         (server (as-ssl:tcp-ssl-server
+                  "127.0.0.1" (if reuse (parse-integer reuse) 0) #'read-cb
+                  :reuse-port (and reuse t)
+                  :event-cb #'event-cb
+                  :certificate (format nil "~a/~a-chain.pem" *certs* *cert-name*)
+                  :key (format nil "~a/~a.key" *certs* *cert-name*)
+                  :handshake-timeout (let ((s (uiop:getenv "CASL_STRESS_HANDSHAKE_TIMEOUT")))
+                                       (if s (parse-number s) 2))
+                  :backlog 4096)))
     (with-open-file (f (uiop:getenv "CASL_STRESS_PORT_FILE") :direction :output
                                                              :if-exists :supersede)
       (format f "~a~%" (as:tcp-server-port server)))))

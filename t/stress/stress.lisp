@@ -7,13 +7,18 @@
 ;;;; or FAIL with its figures; the exit status is 0 only if all passed.
 ;;;; A good client (tlsload, ping-pong over one connection) runs during
 ;;;; the hostile phases and must see no error and no round trip over 1 s.
+;;;; Then two worker processes share a port and one is killed with SIGKILL
+;;;; under load, and a soak (t/stress/soak.lisp) runs 4 loops on 4
+;;;; threads of one process for 10 minutes (short: 40 s).
 
 (require :asdf)
+(require :sb-posix)
 (push (uiop:getcwd) asdf:*central-registry*)
 (asdf:load-system :cl-async-ssl)
 
 (defpackage #:cl-async-ssl-stress (:use #:cl))
 (in-package #:cl-async-ssl-stress)
+(load (merge-pathnames "common.lisp" *load-truename*))
 
 (defparameter *full* (equal (uiop:getenv "CASL_STRESS_SIZE") "full"))
 (defparameter *certs* (uiop:getenv "CASL_STRESS_CERTS"))
@@ -42,25 +47,39 @@
 (defvar *server-pid* nil)
 (defvar *port* nil)
 
+(defun launch-server (&key reuse-port (log nil))
+  "Starts t/stress/stress-server.lisp (listening with :reuse-port on port
+REUSE-PORT when given, 0 for any free one) and waits up to 60 s for it to
+listen.  Returns (values process pid port); the process is killed and an
+error signalled if it never told its port."
+  (let ((port-file (format nil "~a/port-~a" *certs* (random 1000000 (make-random-state t)))))
+    (let ((process
+            (uiop:launch-program
+             (append (list "env" (format nil "CASL_STRESS_CERTS=~a" *certs*)
+                           (format nil "CASL_STRESS_PORT_FILE=~a" port-file)
+                           (format nil "CASL_STRESS_HANDSHAKE_TIMEOUT=~a" *handshake-timeout*))
+                     (and reuse-port (list (format nil "CASL_STRESS_REUSE_PORT=~a" reuse-port)))
+                     (list "sbcl" "--noinform" "--non-interactive" "--load"
+                           "t/stress/stress-server.lisp"))
+             :output log :if-output-exists :supersede :error-output (and log :output))))
+      (loop :repeat 600
+            :until (and (probe-file port-file)
+                        (with-open-file (f port-file) (read-line f nil)))
+            :while (uiop:process-alive-p process)
+            :do (sleep 0.1))
+      (let ((port (and (probe-file port-file)
+                       (with-open-file (f port-file) (parse-integer (read-line f nil "") :junk-allowed t)))))
+        (when (probe-file port-file) (delete-file port-file))
+        (unless port
+          (when (uiop:process-alive-p process) (uiop:terminate-process process :urgent t))
+          (uiop:wait-process process)
+          (error "the stress server did not start"))
+        (values process (uiop:process-info-pid process) port)))))
+
 (defun start-server ()
-  (let ((port-file (format nil "/tmp/casl-stress-port-~a" (random 1000000 (make-random-state t)))))
-    (setf *server*
-          (uiop:launch-program
-           (list "env" (format nil "CASL_STRESS_CERTS=~a" *certs*)
-                 (format nil "CASL_STRESS_PORT_FILE=~a" port-file)
-                 (format nil "CASL_STRESS_HANDSHAKE_TIMEOUT=~a" *handshake-timeout*)
-                 "sbcl" "--noinform" "--non-interactive" "--load"
-                 "t/stress/stress-server.lisp")
-           :output "/tmp/casl-stress-server.log" :if-output-exists :supersede
-           :error-output :output))
-    (loop :repeat 600
-          :until (and (probe-file port-file)
-                      (with-open-file (f port-file) (read-line f nil)))
-          :do (sleep 0.1))
-    (setf *port* (with-open-file (f port-file) (parse-integer (read-line f))))
-    (delete-file port-file)
-    (setf *server-pid* (uiop:process-info-pid *server*))
-    (format t "~&server pid ~a on port ~a~%" *server-pid* *port*)))
+  (multiple-value-setq (*server* *server-pid* *port*)
+    (launch-server :log "/tmp/casl-stress-server.log"))
+  (format t "~&server pid ~a on port ~a~%" *server-pid* *port*))
 
 (defun stop-server ()
   (when (and *server* (uiop:process-alive-p *server*))
@@ -71,11 +90,7 @@
 
 (defun rss-kb ()
   "The server's resident set size in KiB."
-  (with-open-file (f (format nil "/proc/~a/status" *server-pid*))
-    (loop :for line := (read-line f nil)
-          :while line
-          :when (and (> (length line) 6) (string= "VmRSS:" line :end2 6))
-            :return (parse-integer line :start 6 :junk-allowed t))))
+  (rss-kib *server-pid*))
 
 ;;;# Driving clients
 
@@ -103,18 +118,6 @@
 (defun server-memory ()
   "The server's memory after a full GC: (:lisp-heap-kib :malloc-kib :rss-kib)."
   (server-stats "MEMORY"))
-
-(defun set-rst-on-close (socket)
-  "Makes closing SOCKET send a TCP RST (SO_LINGER with a zero timeout)."
-  (let ((fd (cl-async-ffi:tcp-fd (as:socket-c socket))))
-    (cffi:with-foreign-object (l :int 2)
-      (setf (cffi:mem-aref l :int 0) 1 (cffi:mem-aref l :int 1) 0)
-      (cffi:foreign-funcall "setsockopt" :int fd :int 1 :int 13 :pointer l :int 8 :int))))
-
-(defun rst (socket)
-  (unless (as:socket-closed-p socket)
-    (when (as:socket-c socket) (set-rst-on-close socket))
-    (as:close-socket socket :force t)))
 
 (defun random-octets (n state)
   (let ((v (make-array n :element-type '(unsigned-byte 8))))
@@ -181,7 +184,9 @@ how many connections the server ended, and the longest time it took."
    (list *tlsload* "latency" "--port" (princ-to-string *port*) "--conns" "1"
          "--size" "64" "--duration" (princ-to-string seconds) "--warmup" "0"
          "--timeout" "5")
-   :output :stream :error-output nil))
+   :output :stream :error-output (good-client-log) :if-error-output-exists :supersede))
+
+(defun good-client-log () (format nil "~a/good-client.err" *certs*))
 
 (defun good-client-result (process)
   (let* ((out (uiop:slurp-stream-string (uiop:process-info-output process)))
@@ -469,6 +474,228 @@ once the previous one is up), then every one echoes."
             n established echoed errors before held
             (if held (/ (- held before) n) 0))))
 
+;;;# Two workers on one port, one killed
+
+(defstruct (wconn (:conc-name wc-))
+  kind                 ; :long (ping-pong until the end) or :short (WHO, close)
+  socket started
+  (text "") pid        ; the WHO answer so far, then the worker's pid
+  (bytes 0)            ; echoed bytes after the WHO answer
+  (echoes 0) (echoes-after-kill 0)
+  ended event          ; when it ended, and the event that ended it (nil:
+                       ; we closed it)
+  ok)                  ; a short one that got its answer
+
+(defparameter *kilobyte*
+  (let ((v (make-array 1024 :element-type '(unsigned-byte 8))))
+    (dotimes (i 1024 v) (setf (aref v i) (mod i 251)))))
+
+(defun clean-end-p (event)
+  "An end a client can act on: EOF, reset, any TCP or TLS error."
+  (typep event '(or as:tcp-eof as:tcp-error as-ssl:tcp-ssl-error)))
+
+(defun worker-load (port a-pid)
+  "Load on the two workers of PORT: 16 long connections ping-pong 1 KiB,
+and a short one (WHO, close) starts every 50 ms; once every long one has
+its answer and an echo (or after 5 s), worker A-PID is killed with SIGKILL;
+6 s later the load stops.  Returns (values connections kill-time)."
+  (let ((conns '()) (killed-at nil) (stopping nil) (deadline-passed nil))
+    (with-loop (60)
+      (labels ((conn (kind)
+                 (let ((c (make-wconn :kind kind :started (now))))
+                   (push c conns)
+                   (setf (wc-socket c)
+                         (as-ssl:tcp-ssl-connect
+                          "127.0.0.1" port (lambda (s d) (on-read c s d))
+                          :ca-file (cert "ca.pem") :data (format nil "WHO~%")
+                          :event-cb (lambda (e)
+                                      (unless (wc-ended c)
+                                        (setf (wc-ended c) (now) (wc-event c) e)))))))
+               (end (c)
+                 (unless (wc-ended c)
+                   (setf (wc-ended c) (now))
+                   (as:close-socket (wc-socket c))))
+               (on-read (c s d)
+                 (if (null (wc-pid c))
+                     (progn
+                       (setf (wc-text c) (concatenate 'string (wc-text c)
+                                                      (babel:octets-to-string d)))
+                       (when (find #\Newline (wc-text c))
+                         (setf (wc-pid c) (parse-integer (wc-text c) :junk-allowed t))
+                         (if (eq (wc-kind c) :short)
+                             (progn (setf (wc-ok c) t) (end c))
+                             (as:write-socket-data s *kilobyte*))))
+                     (multiple-value-bind (echoes rest)
+                         (floor (incf (wc-bytes c) (length d)) 1024)
+                       (when (> echoes (wc-echoes c))
+                         (incf (wc-echoes-after-kill c)
+                               (if killed-at (- echoes (wc-echoes c)) 0))
+                         (setf (wc-echoes c) echoes)
+                         (when (and (zerop rest) (not stopping))
+                           (as:write-socket-data s *kilobyte*))))))
+               (kill-a ()
+                 (unless killed-at
+                   (setf killed-at (now))
+                   (sb-posix:kill a-pid sb-posix:sigkill)
+                   (as:with-delay (6) (stop))))
+               (stop ()
+                 (setf stopping t)
+                 (dolist (c conns)
+                   (when (eq (wc-kind c) :long) (end c)))
+                 (as:with-interval (0.1)
+                   (when (or deadline-passed (every #'wc-ended conns))
+                     (as:exit-event-loop)))
+                 (as:with-delay (20) (setf deadline-passed t))))
+        (dotimes (i 16) (conn :long))
+        (as:with-interval (0.05)
+          (unless stopping (conn :short)))
+        (as:with-interval (0.1)
+          (when (every (lambda (c) (or (not (eq (wc-kind c) :long)) (plusp (wc-echoes c))))
+                       conns)
+            (kill-a)))
+        (as:with-delay (5) (kill-a))))
+    (values conns killed-at)))
+
+(defun phase-worker-killed ()
+  "Two worker processes share a port (:reuse-port t); one is killed with
+SIGKILL mid-load: its clients get a clean error (no hang), the other keeps
+serving its connections and every new one."
+  (multiple-value-bind (a a-pid port) (launch-server :reuse-port 0)
+    (multiple-value-bind (b b-pid) (launch-server :reuse-port port)
+      (unwind-protect
+           (multiple-value-bind (conns killed-at) (worker-load port a-pid)
+             (let* ((longs (remove :short conns :key #'wc-kind))
+                    (on-a (remove a-pid longs :key #'wc-pid :test-not #'eql))
+                    (on-b (remove b-pid longs :key #'wc-pid :test-not #'eql))
+                    (after (remove-if (lambda (c) (or (eq (wc-kind c) :long)
+                                                      (< (wc-started c) (+ killed-at 0.5))))
+                                      conns))
+                    (around (remove-if (lambda (c) (or (eq (wc-kind c) :long)
+                                                       (>= (wc-started c) (+ killed-at 0.5))
+                                                       (wc-ok c)))
+                                       conns))
+                    (a-delays (mapcar (lambda (c) (- (wc-ended c) killed-at))
+                                      (remove nil on-a :key #'wc-ended)))
+                    (kinds (let ((h '()))
+                             (dolist (c on-a h)
+                               (let ((k (if (wc-event c) (type-of (wc-event c)) :none)))
+                                 (incf (getf h k 0)))))))
+               (report (and on-a on-b killed-at
+                            (every (lambda (c) (and (wc-ended c) (clean-end-p (wc-event c))))
+                                   on-a)
+                            (< (reduce #'max a-delays :initial-value 0) 10)
+                            (every (lambda (c) (and (null (wc-event c))
+                                                    (plusp (wc-echoes-after-kill c))))
+                                   on-b)
+                            (>= (length after) 20)
+                            (every (lambda (c) (and (wc-ok c) (eql (wc-pid c) b-pid))) after)
+                            (every (lambda (c) (and (wc-ended c) (clean-end-p (wc-event c))))
+                                   around)
+                            (every #'wc-ended conns)
+                            (uiop:process-alive-p b))
+                       "reuse-port worker killed"
+                       "workers ~d and ~d on port ~d, ~d SIGKILLed under load: its ~d ~
+                        connections each got a clean error (~{~(~a~) ~d~^, ~}) at most ~
+                        ~,2fs after the kill; the other's ~d connections echoed on (~d ~
+                        echoes after the kill, no error); ~d new connections after it, ~
+                        ~d served by the survivor; ~d short connection(s) around the kill ~
+                        failed, each with a clean error; ~d connection(s) never ended"
+                       a-pid b-pid port a-pid (length on-a) kinds
+                       (reduce #'max a-delays :initial-value 0)
+                       (length on-b) (reduce #'+ on-b :key #'wc-echoes-after-kill)
+                       (length after)
+                       (count-if (lambda (c) (and (wc-ok c) (eql (wc-pid c) b-pid))) after)
+                       (length around)
+                       (count nil conns :key #'wc-ended))))
+        (dolist (p (list a b))
+          (when (uiop:process-alive-p p) (uiop:terminate-process p :urgent t))
+          (uiop:wait-process p))))))
+
+;;;# The soak: 4 loops on 4 threads of one process
+
+(defun words (line) (uiop:split-string line :separator '(#\Space)))
+
+(defun flat (object)
+  "OBJECT printed on one line (nil for nil)."
+  (and object (let ((*print-pretty* nil)) (prin1-to-string object))))
+
+(defun phase-soak ()
+  "Runs t/stress/soak.lisp and checks what it reports: traffic on every
+loop without an unexpected event, RSS flat after the warm-up (the last
+sample at most 1.2 times the first sample after it, plus 16 MiB), and the
+descriptors bounded under load and back at the baseline once drained."
+  (let* ((seconds (size 40 600)) (interval (size 5 60)) (warm-up (size 10 120))
+         (p (uiop:launch-program
+             (list "env" (format nil "CASL_STRESS_CERTS=~a" *certs*)
+                   (format nil "CASL_SOAK_SECONDS=~d" seconds)
+                   (format nil "CASL_SOAK_INTERVAL=~d" interval)
+                   (format nil "CASL_STRESS_SEED=~d" *seed*)
+                   "sbcl" "--noinform" "--non-interactive" "--load" "t/stress/soak.lisp")
+             :output :stream :error-output nil))
+         (baseline nil) (samples '()) (drained nil) (result nil))
+    (format t "~&soak: 4 loops on 4 threads of one process for ~d s (sample every ~d s, ~
+               warm-up ~d s)~%" seconds interval warm-up)
+    (loop :for line := (read-line (uiop:process-info-output p) nil)
+          :while line
+          :do (let* ((w (words line))
+                     (nums (mapcar (lambda (x) (parse-integer x :junk-allowed t)) (rest w))))
+                (cond ((string= (first w) "BASELINE")
+                       (setf baseline nums)
+                       (format t "  baseline: RSS ~d KiB, ~d descriptors~%" (first nums) (second nums)))
+                      ((member (first w) '("SAMPLE" "DRAINED") :test #'string=)
+                       (destructuring-bind (s rss fds heap malloc n) nums
+                         (format t "  ~:[~4ds~;drained after ~ds~]: RSS ~d KiB, ~d descriptors, ~
+                                    Lisp heap ~d KiB, malloc ~d KiB, ~d connections~%"
+                                 (string= (first w) "DRAINED") s rss fds heap malloc n))
+                       (if (string= (first w) "DRAINED")
+                           (setf drained nums)
+                           (push nums samples)))
+                      ((string= (first w) "RESULT")
+                       (setf result (let ((*read-eval* nil))
+                                      (read-from-string line t nil :start 7)))))
+                (finish-output)))
+    (let* ((status (uiop:wait-process p))
+           (samples (reverse samples))
+           (ref (find-if (lambda (x) (>= (first x) warm-up)) samples))
+           (last (car (last samples)))
+           (loops (and (listp result) (every #'listp result) result))
+           (max-fds (reduce #'max samples :key #'third :initial-value 0)))
+      (report (and (eql status 0) (= (length loops) 4)
+                   (every (lambda (l) (and (plusp (getf l :connections))
+                                           (zerop (getf l :unexpected))
+                                           (zerop (getf l :hung))
+                                           (zerop (getf l :bad-echo))
+                                           (null (getf l :error))
+                                           (getf l :finished)))
+                          loops))
+              "soak traffic"
+              "~d s on 4 loops at once: ~{~d~^ + ~} connections (handshake, echo, random ~
+               close), ~d unexpected client event(s)~@[ ~a~], ~d hung, ~d bad echo(es); ~
+               server events ~a; exit status ~a"
+              seconds (mapcar (lambda (l) (getf l :connections)) loops)
+              (reduce #'+ loops :key (lambda (l) (getf l :unexpected)))
+              (flat (remove nil (mapcar (lambda (l) (getf l :unexpected-first)) loops)))
+              (reduce #'+ loops :key (lambda (l) (getf l :hung)))
+              (reduce #'+ loops :key (lambda (l) (getf l :bad-echo)))
+              (flat (let ((h '()))
+                      (dolist (l loops h)
+                        (loop :for (k v) :in (getf l :server-events)
+                              :do (incf (getf h (intern k :keyword) 0) v)))))
+              status)
+      (report (and ref last (<= (second last) (+ (* 1.2 (second ref)) 16384)))
+              "soak RSS flat"
+              "RSS every ~d s: ~{~d~^ ~} KiB; first after the warm-up ~a KiB, last ~a KiB ~
+               (bound: 1.2 x first + 16 MiB = ~a KiB)"
+              interval (mapcar #'second samples) (and ref (second ref)) (and last (second last))
+              (and ref (round (+ (* 1.2 (second ref)) 16384))))
+      (report (and baseline drained
+                   (<= max-fds (+ (second baseline) (* 2 4 4) 8))
+                   (<= (third drained) (second baseline)))
+              "soak descriptors"
+              "baseline ~a; every ~d s under load: ~{~d~^ ~}; ~a once drained (bounds: ~
+               baseline + 40 under load, baseline once drained)"
+              (second baseline) interval (mapcar #'third samples) (third drained)))))
+
 ;;;# Main
 
 (defun hostile-phases ()
@@ -490,9 +717,12 @@ once the previous one is up), then every one echoes."
                    (< (parse-integer (getf r :max_us) :junk-allowed t) 1000000)
                    (> (parse-integer (getf r :count)) 0))
               "good client"
-              "echoed ~a messages over ~as during the hostile phases, ~a errors, ~
+              "echoed ~a messages over ~as during the hostile phases, ~a errors~@[ (~a)~], ~
                p99 ~a us, longest round trip ~a us"
               (getf r :count) hostile-seconds (getf r :errors)
+              (let ((log (uiop:read-file-string (good-client-log))))
+                (and (plusp (length log))
+                     (substitute #\; #\Newline (string-right-trim '(#\Newline) log))))
               (getf r :p99_us) (getf r :max_us)))))
 
 (defparameter *phases*
@@ -500,9 +730,9 @@ once the previous one is up), then every one echoes."
     (if (and p (plusp (length p)))
         (mapcar (lambda (s) (intern (string-upcase s) :keyword))
                 (uiop:split-string p :separator " ,"))
-        '(:hostile :leaks :random :concurrency)))
+        '(:hostile :leaks :random :concurrency :workers :soak)))
   "Which parts to run (CASL_STRESS_PHASES, e.g. \"concurrency\"): hostile,
-leaks, random, concurrency.")
+leaks, random, concurrency, workers, soak.")
 
 (defun main ()
   (setf *random-state* (sb-ext:seed-random-state *seed*))
@@ -514,6 +744,8 @@ leaks, random, concurrency.")
          (when (member :leaks *phases*) (phase-leaks nil))
          (when (member :random *phases*) (phase-leaks t))
          (when (member :concurrency *phases*) (phase-concurrency))
+         (when (member :workers *phases*) (phase-worker-killed))
+         (when (member :soak *phases*) (phase-soak))
          (report (server-alive-p) "server alive" "the server process is still running"))
     (stop-server))
   (format t "~&stress (~:[short~;full~]): ~d passed, ~d failed~%" *full*

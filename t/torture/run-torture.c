@@ -3,8 +3,8 @@
  * once with no failure (it must succeed; that run counts its
  * allocations), then again and again with allocation number 1, 2, 3, ...
  * failing, until a run past that count ends before reaching it.  Then the
- * same with the libuv calls of the library (and the statuses their
- * callbacks bring) failing in turn, each with the error the system gives
+ * same with the libuv calls of the library, the socket calls it makes
+ * itself, and the statuses their callbacks bring, failing in turn, each with the error the system gives
  * there (c/uv-torture.c).  Each run is a child
  * process under ASan + UBSan with LeakSanitizer at its end, bounded by an
  * alarm.  A run fails if the child crashes, hangs, leaks, or says the
@@ -230,7 +230,7 @@ static long total_runs, total_failed, injected_of[2];
  * before reaching it (every step-th point with max_runs). */
 static void torture(const scenario *s, uint64_t max_runs, unsigned timeout,
                     int verbose) {
-  static const char *const noun[] = {"allocations", "libuv calls"};
+  static const char *const noun[] = {"allocations", "libuv and socket calls"};
   struct record r;
   uint64_t n, step = 1, total;
   long runs = 1, failed = 0, injected = 0, reported = 0, succeeded = 0;
@@ -395,7 +395,7 @@ int main(int argc, char **argv) {
   }
   test_certs_cleanup();
   printf("torture: %ld allocations failed at %zu sites (ours %zu, OpenSSL "
-         "%zu, libuv %zu); %ld libuv calls and callbacks failed, %zu kinds\n",
+         "%zu, libuv %zu); %ld libuv and socket calls and callbacks failed, %zu kinds\n",
          injected_of[CASL_TORTURE_ALLOC], sites.n, site_ours, site_ossl,
          site_uv, injected_of[CASL_TORTURE_CALLS], calls.n);
   if (init_leaks > 0)
