@@ -29,6 +29,10 @@
 #define OUT_FLUSH (256 * 1024)
 /* Largest plaintext given to one SSL_write. */
 #define WRITE_CHUNK (256 * 1024)
+/* More than a TLS record adds to its plaintext (header, tag, padding): what
+ * `out' is grown by per record before a write, so that it is grown once
+ * and not record by record. */
+#define RECORD_OVERHEAD 64
 
 static atomic_long live_filters;
 
@@ -58,6 +62,7 @@ static void destroy(casl_tls *t) {
 }
 
 static void enter(casl_tls *t) { t->depth++; }
+
 
 static int leave(casl_tls *t, int rc) {
   if (--t->depth == 0 && t->free_pending)
@@ -216,6 +221,16 @@ static void maybe_shutdown(casl_tls *t) {
   (void)emit_pending(t);
 }
 
+/* Room in `out' for the records of n bytes of plaintext: 0, or CASL_ENOMEM
+ * (the filter has failed). */
+static int reserve_out(casl_tls *t, size_t n) {
+  if (casl__tbuf_reserve(&t->out, n + (n / SSL3_RT_MAX_PLAIN_LENGTH + 1) *
+                                          RECORD_OVERHEAD) == 0)
+    return 0;
+  fail_text(t, CASL_ENOMEM, "out of memory");
+  return CASL_ENOMEM;
+}
+
 /* Encrypts the held plaintext (after the handshake, or to retry a write
  * OpenSSL could not finish).  Returns non-zero when the filter stops. */
 static int write_held(casl_tls *t) {
@@ -229,6 +244,10 @@ static int write_held(casl_tls *t) {
     if (n == 0)
       n = casl__tbuf_size(&t->held) < WRITE_CHUNK ? casl__tbuf_size(&t->held)
                                                   : WRITE_CHUNK;
+    if (reserve_out(t, n) != 0) {
+      t->in_write = 0;
+      return 1;
+    }
     casl__tls_clear_errors();
     if (!SSL_write_ex(t->ssl, t->held.data + t->held.off, n, &w)) {
       err = SSL_get_error(t->ssl, 0);
@@ -552,6 +571,8 @@ int casl_tls_write(casl_tls *t, const char *buf, size_t len) {
   enter(t);
   while (len > 0 && !dead(t)) {
     n = len < WRITE_CHUNK ? len : WRITE_CHUNK;
+    if (reserve_out(t, n) != 0)
+      break;
     casl__tls_clear_errors();
     if (!SSL_write_ex(t->ssl, buf, n, &w)) {
       err = SSL_get_error(t->ssl, 0);
