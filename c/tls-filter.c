@@ -224,6 +224,9 @@ static void maybe_shutdown(casl_tls *t) {
 /* Room in `out' for the records of n bytes of plaintext: 0, or CASL_ENOMEM
  * (the filter has failed). */
 static int reserve_out(casl_tls *t, size_t n) {
+  /* With a hold, `out' is sized once for the writes that will wait. */
+  if (casl__tbuf_size(&t->out) == 0 && n < t->hold)
+    n = t->hold;
   if (casl__tbuf_reserve(&t->out, n + (n / SSL3_RT_MAX_PLAIN_LENGTH + 1) *
                                           RECORD_OVERHEAD) == 0)
     return 0;
@@ -592,12 +595,34 @@ int casl_tls_write(casl_tls *t, const char *buf, size_t len) {
     if (len > 0 && casl__tbuf_size(&t->out) >= OUT_FLUSH && emit_pending(t))
       break;
   }
+  if (casl__tbuf_size(&t->out) > t->hold || casl__tbuf_size(&t->klog) > 0)
+    (void)emit_pending(t);
+  return leave(t, 0);
+}
+
+void casl_tls_set_hold(casl_tls *t, size_t bytes) {
+  if (t != NULL)
+    t->hold = bytes < OUT_FLUSH ? bytes : OUT_FLUSH;
+}
+
+int casl_tls_flush(casl_tls *t) {
+  if (t == NULL)
+    return CASL_EINVAL;
+  if (dead(t))
+    return CASL_ECLOSED;
+  if (casl__tbuf_size(&t->out) == 0 && casl__tbuf_size(&t->klog) == 0)
+    return 0;
+  enter(t);
   (void)emit_pending(t);
   return leave(t, 0);
 }
 
 size_t casl_tls_pending_plaintext(const casl_tls *t) {
   return t != NULL ? casl__tbuf_size(&t->held) : 0;
+}
+
+size_t casl_tls_pending_ciphertext(const casl_tls *t) {
+  return t != NULL ? casl__tbuf_size(&t->out) : 0;
 }
 
 int casl_tls_shutdown(casl_tls *t) {

@@ -43,16 +43,19 @@ void casl__tls_clear_errors(void) {
  * they drain: a connection streaming data fills and empties its output
  * buffer at every write, and memory fresh from malloc costs a page fault
  * per page (glibc gives freed memory at the top of its heap back to the
- * kernel).  A thread holds at most TBUF_CACHE_N buffers, freed when it
- * exits. */
-#define TBUF_CACHE_N 4
+ * kernel).  A thread holds at most TBUF_CACHE_N buffers and TBUF_CACHE_BYTES
+ * in all (enough for the output a pass over 16 busy connections leaves
+ * waiting, see casl_tls_set_hold), freed when it exits. */
+#define TBUF_CACHE_N 16
 #define TBUF_CACHE_MIN (16 * 1024)
 #define TBUF_CACHE_MAX (1024 * 1024)
+#define TBUF_CACHE_BYTES (4 * 1024 * 1024)
 
 typedef struct tbuf_cache {
   char *data[TBUF_CACHE_N];
   size_t cap[TBUF_CACHE_N];
   int n;
+  size_t bytes;   /* their capacities added */
   int registered; /* the key's destructor will free it */
 } tbuf_cache;
 
@@ -67,6 +70,7 @@ static void cache_destroy(void *p) {
     c->n--;
     free(c->data[c->n]);
   }
+  c->bytes = 0;
 }
 
 static void cache_key_init(void) {
@@ -75,7 +79,8 @@ static void cache_key_init(void) {
 
 /* Keeps data (capacity cap) for reuse; 0, or -1 when the caller frees it. */
 static int cache_put(char *data, size_t cap) {
-  if (cap < TBUF_CACHE_MIN || cap > TBUF_CACHE_MAX || cache.n == TBUF_CACHE_N)
+  if (cap < TBUF_CACHE_MIN || cap > TBUF_CACHE_MAX || cache.n == TBUF_CACHE_N ||
+      cache.bytes + cap > TBUF_CACHE_BYTES)
     return -1;
   if (!cache.registered) {
     if (pthread_once(&cache_once, cache_key_init) != 0 || !cache_key_ok ||
@@ -86,6 +91,7 @@ static int cache_put(char *data, size_t cap) {
   cache.data[cache.n] = data;
   cache.cap[cache.n] = cap;
   cache.n++;
+  cache.bytes += cap;
   return 0;
 }
 
@@ -101,6 +107,7 @@ static char *cache_take(size_t need, size_t *cap) {
     return NULL;
   p = cache.data[best];
   *cap = cache.cap[best];
+  cache.bytes -= *cap;
   cache.n--;
   cache.data[best] = cache.data[cache.n];
   cache.cap[best] = cache.cap[cache.n];
