@@ -224,8 +224,10 @@ static void maybe_shutdown(casl_tls *t) {
 /* Room in `out' for the records of n bytes of plaintext: 0, or CASL_ENOMEM
  * (the filter has failed). */
 static int reserve_out(casl_tls *t, size_t n) {
-  /* With a hold, `out' is sized once for the writes that will wait. */
-  if (casl__tbuf_size(&t->out) == 0 && n < t->hold)
+  /* With a hold, `out' is sized once for the record-sized writes that
+   * will wait (small writes, as on many quiet connections, stay small). */
+  if (casl__tbuf_size(&t->out) == 0 && n >= SSL3_RT_MAX_PLAIN_LENGTH &&
+      n < t->hold)
     n = t->hold;
   if (casl__tbuf_reserve(&t->out, n + (n / SSL3_RT_MAX_PLAIN_LENGTH + 1) *
                                           RECORD_OVERHEAD) == 0)
