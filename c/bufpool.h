@@ -20,7 +20,7 @@
  * event (fewer, larger buffers handed to the application cost it less per
  * byte), few enough kept that an idle loop holds little. */
 #define CASL_BIG_BUF_SIZE (256 * 1024)
-#define CASL_BIG_POOL_KEEP 8
+#define CASL_BIG_POOL_KEEP 16
 
 typedef struct casl_bufpool {
   void *small[CASL_POOL_KEEP]; /* free CASL_BUF_SIZE buffers */

@@ -290,6 +290,17 @@ CASL_EXTERN int casl_tls_feed(casl_tls *t, const char *buf, size_t len);
 CASL_EXTERN int casl_tls_write(casl_tls *t, const char *buf, size_t len);
 /* Bytes of plaintext held until the handshake completes. */
 CASL_EXTERN size_t casl_tls_pending_plaintext(const casl_tls *t);
+/* Lets up to `bytes' (at most 256 KiB) of the ciphertext casl_tls_write
+ * makes wait in the filter, so that several writes reach `ciphertext' in
+ * one call: it is handed on once more is waiting, by casl_tls_flush, or by
+ * any other call that emits (feed, shutdown, ...).  0, the default: each
+ * write hands on what it made before it returns. */
+CASL_EXTERN void casl_tls_set_hold(casl_tls *t, size_t bytes);
+/* Hands the ciphertext waiting in the filter to `ciphertext' now: 0, or
+ * CASL_EINVAL / CASL_ECLOSED. */
+CASL_EXTERN int casl_tls_flush(casl_tls *t);
+/* Bytes of ciphertext waiting in the filter (see casl_tls_set_hold). */
+CASL_EXTERN size_t casl_tls_pending_ciphertext(const casl_tls *t);
 /* Sends close_notify (once; before the handshake completes it is sent
  * right after it and the held plaintext).  Further writes fail with
  * CASL_ECLOSED. */

@@ -21,6 +21,11 @@
 
 /* How long a graceful close may wait for queued data to drain. */
 #define CASL_CLOSE_LINGER_MS 10000
+/* Ciphertext of application writes a TLS stream lets wait in its filter
+ * until the loop flushes the stream (casl_tls_set_hold): the writes of one
+ * pass (a client sending 16 KiB chunks) then leave in one system call, and
+ * bigger writes (an echo of a large read) still go out at once. */
+#define CASL_TLS_HOLD (64 * 1024)
 
 typedef enum { CASL_STREAM_TCP = 1, CASL_STREAM_PIPE } casl_stream_kind;
 

@@ -86,8 +86,10 @@ int casl__stream_tls_new(casl_tcp *c, casl_tls_ctx *ctx, int server,
                          uint64_t handshake_timeout_ms) {
   int rc = casl_tls_new(&c->tls, ctx, server, name, session_key,
                         &stream_tls_callbacks, c);
-  if (rc == 0)
+  if (rc == 0) {
     c->handshake_ms = handshake_timeout_ms;
+    casl_tls_set_hold(c->tls, CASL_TLS_HOLD);
+  }
   return rc;
 }
 

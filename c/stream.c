@@ -119,7 +119,8 @@ int casl__stream_send(casl_tcp *c, const char *buf, size_t len) {
 /* Everything queued has reached the kernel. */
 static void drained(casl_tcp *c) {
   if (c->notify &&
-      (c->tls == NULL || casl_tls_pending_plaintext(c->tls) == 0)) {
+      (c->tls == NULL || (casl_tls_pending_plaintext(c->tls) == 0 &&
+                          casl_tls_pending_ciphertext(c->tls) == 0))) {
     c->notify = 0;
     casl__stream_push(c, CASL_EV_WRITTEN, 0);
   }
@@ -147,10 +148,21 @@ static void write_cb(uv_write_t *req, int status) {
     drained(c);
 }
 
+/* Whether the TLS filter holds ciphertext of writes (CASL_TLS_HOLD). */
+static int tls_holding(const casl_tcp *c) {
+  return c->tls != NULL && !c->failed &&
+         casl_tls_pending_ciphertext(c->tls) > 0;
+}
+
 static void flush(casl_tcp *c) {
   uv_buf_t bufs[CASL_WQ_MAX_BUFS];
   size_t total;
   int n, rc;
+  /* The ciphertext the filter held joins the queue (or goes out) first.
+   * A filter that failed reported it through `error'; what it queued
+   * before (its alert) still goes out below. */
+  if (!c->forced && tls_holding(c))
+    (void)casl_tls_flush(c->tls);
   if (!c->connected || c->writing || c->forced || c->shutting)
     return;
   if (c->wq.head == NULL) {
@@ -218,7 +230,9 @@ int casl_tcp_write(casl_tcp *c, const char *buf, size_t len, int flags) {
 
 size_t casl_tcp_write_queue_size(const casl_tcp *c) {
   return c->wq.bytes +
-         (c->tls != NULL ? casl_tls_pending_plaintext(c->tls) : 0);
+         (c->tls != NULL ? casl_tls_pending_plaintext(c->tls) +
+                               casl_tls_pending_ciphertext(c->tls)
+                         : 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -368,9 +382,10 @@ void casl__stream_finish_close(casl_tcp *c) {
     casl__stream_close_now(c);
     return;
   }
-  if (c->wq.head != NULL && !c->writing)
+  if ((c->wq.head != NULL || tls_holding(c)) && !c->writing)
     flush(c);
-  if (c->wq.head != NULL || c->writing || c->shutting || c->forced)
+  if (c->wq.head != NULL || c->writing || c->shutting || c->forced ||
+      tls_holding(c))
     return;
   c->sreq.data = c;
   rc = uv_shutdown(&c->sreq, c->uv, shutdown_cb);

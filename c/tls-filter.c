@@ -29,6 +29,10 @@
 #define OUT_FLUSH (256 * 1024)
 /* Largest plaintext given to one SSL_write. */
 #define WRITE_CHUNK (256 * 1024)
+/* More than a TLS record adds to its plaintext (header, tag, padding): what
+ * `out' is grown by per record before a write, so that it is grown once
+ * and not record by record. */
+#define RECORD_OVERHEAD 64
 
 static atomic_long live_filters;
 
@@ -58,6 +62,7 @@ static void destroy(casl_tls *t) {
 }
 
 static void enter(casl_tls *t) { t->depth++; }
+
 
 static int leave(casl_tls *t, int rc) {
   if (--t->depth == 0 && t->free_pending)
@@ -216,6 +221,21 @@ static void maybe_shutdown(casl_tls *t) {
   (void)emit_pending(t);
 }
 
+/* Room in `out' for the records of n bytes of plaintext: 0, or CASL_ENOMEM
+ * (the filter has failed). */
+static int reserve_out(casl_tls *t, size_t n) {
+  /* With a hold, `out' is sized once for the record-sized writes that
+   * will wait (small writes, as on many quiet connections, stay small). */
+  if (casl__tbuf_size(&t->out) == 0 && n >= SSL3_RT_MAX_PLAIN_LENGTH &&
+      n < t->hold)
+    n = t->hold;
+  if (casl__tbuf_reserve(&t->out, n + (n / SSL3_RT_MAX_PLAIN_LENGTH + 1) *
+                                          RECORD_OVERHEAD) == 0)
+    return 0;
+  fail_text(t, CASL_ENOMEM, "out of memory");
+  return CASL_ENOMEM;
+}
+
 /* Encrypts the held plaintext (after the handshake, or to retry a write
  * OpenSSL could not finish).  Returns non-zero when the filter stops. */
 static int write_held(casl_tls *t) {
@@ -229,6 +249,10 @@ static int write_held(casl_tls *t) {
     if (n == 0)
       n = casl__tbuf_size(&t->held) < WRITE_CHUNK ? casl__tbuf_size(&t->held)
                                                   : WRITE_CHUNK;
+    if (reserve_out(t, n) != 0) {
+      t->in_write = 0;
+      return 1;
+    }
     casl__tls_clear_errors();
     if (!SSL_write_ex(t->ssl, t->held.data + t->held.off, n, &w)) {
       err = SSL_get_error(t->ssl, 0);
@@ -552,6 +576,8 @@ int casl_tls_write(casl_tls *t, const char *buf, size_t len) {
   enter(t);
   while (len > 0 && !dead(t)) {
     n = len < WRITE_CHUNK ? len : WRITE_CHUNK;
+    if (reserve_out(t, n) != 0)
+      break;
     casl__tls_clear_errors();
     if (!SSL_write_ex(t->ssl, buf, n, &w)) {
       err = SSL_get_error(t->ssl, 0);
@@ -571,12 +597,34 @@ int casl_tls_write(casl_tls *t, const char *buf, size_t len) {
     if (len > 0 && casl__tbuf_size(&t->out) >= OUT_FLUSH && emit_pending(t))
       break;
   }
+  if (casl__tbuf_size(&t->out) > t->hold || casl__tbuf_size(&t->klog) > 0)
+    (void)emit_pending(t);
+  return leave(t, 0);
+}
+
+void casl_tls_set_hold(casl_tls *t, size_t bytes) {
+  if (t != NULL)
+    t->hold = bytes < OUT_FLUSH ? bytes : OUT_FLUSH;
+}
+
+int casl_tls_flush(casl_tls *t) {
+  if (t == NULL)
+    return CASL_EINVAL;
+  if (dead(t))
+    return CASL_ECLOSED;
+  if (casl__tbuf_size(&t->out) == 0 && casl__tbuf_size(&t->klog) == 0)
+    return 0;
+  enter(t);
   (void)emit_pending(t);
   return leave(t, 0);
 }
 
 size_t casl_tls_pending_plaintext(const casl_tls *t) {
   return t != NULL ? casl__tbuf_size(&t->held) : 0;
+}
+
+size_t casl_tls_pending_ciphertext(const casl_tls *t) {
+  return t != NULL ? casl__tbuf_size(&t->out) : 0;
 }
 
 int casl_tls_shutdown(casl_tls *t) {

@@ -135,6 +135,7 @@ struct casl_tls {
   /* plaintext held before the handshake, or for an SSL_write retry */
   struct buf held;
   size_t retry_len; /* length of the SSL_write that must be retried */
+  size_t hold;      /* ciphertext of writes that may wait in `out' */
   /* key log lines (NUL-terminated, back to back) not yet delivered */
   struct buf klog;
   char *session_key;

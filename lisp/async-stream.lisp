@@ -44,27 +44,31 @@ gives."))
   (setf (socket-stream socket)
         (make-instance 'async-io-stream :socket socket)))
 
-(defun stream-append-bytes (stream octets)
-  "Appends OCTETS to STREAM's read buffer."
-  (declare (type (simple-array octet (*)) octets))
+(defun stream-append-foreign (stream pointer length)
+  "Appends the LENGTH bytes at POINTER (a read event's) to STREAM's read
+buffer.  The buffer is the stream's own and grows as needed; bytes already
+read are dropped to make room, so a stream that is read as data comes
+reuses one buffer."
   (let* ((buf (stream-buffer stream))
          (start (stream-buffer-start stream))
          (end (stream-buffer-end stream))
-         (live (- end start))
-         (n (length octets)))
-    (cond ((<= (+ end n) (length buf)))
-          ((<= (+ live n) (length buf))
+         (live (- end start)))
+    (declare (type (simple-array octet (*)) buf) (type fixnum start end live))
+    (cond ((zerop live)
+           (setf start 0 end 0))
+          ((<= (+ end length) (length buf)))
+          ((<= (+ live length) (length buf))
            (replace buf buf :start2 start :end2 end)
-           (setf start 0 end live))
-          (t
-           (let ((new (make-array (max (+ live n) (* 2 (length buf)) 4096)
-                                  :element-type 'octet)))
-             (replace new buf :start2 start :end2 end)
-             (setf buf new start 0 end live))))
-    (replace buf octets :start1 end)
+           (setf start 0 end live)))
+    (when (> (+ end length) (length buf))
+      (let ((new (make-array (max (+ live length) (* 2 (length buf)) 4096)
+                             :element-type 'octet)))
+        (replace new buf :start2 start :end2 end)
+        (setf buf new start 0 end live)))
+    (cl-async-ffi:copy-foreign-octets pointer length buf end)
     (setf (stream-buffer stream) buf
           (stream-buffer-start stream) start
-          (stream-buffer-end stream) (+ end n))
+          (stream-buffer-end stream) (+ end length))
     stream))
 
 (defun stream-available (stream)
@@ -114,7 +118,7 @@ gives."))
                          (babel:string-to-octets sequence :encoding :utf-8
                                                           :start (or start 0)
                                                           :end end))
-      (write-socket-data (stream-socket stream) (to-octets sequence)
+      (write-socket-data (stream-socket stream) sequence
                          :start (or start 0) :end end))
   sequence)
 

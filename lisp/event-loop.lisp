@@ -21,6 +21,9 @@ pending DNS lookup.")
             :documentation "The id given to the next handle.")
    (exiting :accessor loop-exiting :initform nil
             :documentation "True once EXIT-EVENT-LOOP was called.")
+   (read-vector :accessor loop-read-vector :initform nil
+                :documentation "The vector the read-cbs of sockets with
+:read-buffer :reuse receive (see REUSED-READ-VECTOR), made on first use.")
    (signal-watchers :accessor loop-signal-watchers
                     :initform (make-hash-table :test 'eql)
                     :documentation "signal number -> the loop's one
@@ -212,8 +215,10 @@ notifier, socket or server) is still active."))
 (defgeneric object-connected (object)
   (:documentation "OBJECT (a socket) is connected; for TLS, its handshake is
 complete.  Runs the connect-cb."))
-(defgeneric object-read (object octets)
-  (:documentation "OBJECT (a socket) received OCTETS (a fresh vector)."))
+(defgeneric object-read (object pointer length)
+  (:documentation "OBJECT (a socket) received LENGTH bytes at POINTER, a
+foreign pointer valid during the call only: a method copies them with
+CL-ASYNC-FFI:COPY-FOREIGN-OCTETS or CL-ASYNC-FFI:FOREIGN-OCTETS."))
 (defgeneric object-written (object)
   (:documentation "Everything written to OBJECT has been handed to the kernel."))
 (defgeneric object-error (object code)
@@ -269,7 +274,7 @@ to close it."))
 (define-dispatch %on-timer () object-timer-fired)
 (define-dispatch %on-notify () object-notified)
 (define-dispatch %on-connect () object-connected)
-(define-dispatch %on-read (octets) object-read)
+(define-dispatch %on-read (pointer length) object-read)
 (define-dispatch %on-written () object-written)
 (define-dispatch %on-error (code) object-error)
 (define-dispatch %on-sni (name) object-sni)
@@ -305,7 +310,7 @@ to close it."))
        :closed (lambda (id) (%on-closed id))
        :accept (lambda (server-id conn) (%on-accept server-id conn))
        :connect (lambda (id) (%on-connect id))
-       :read (lambda (id octets) (%on-read id octets))
+       :read (lambda (id pointer length) (%on-read id pointer length))
        :written (lambda (id) (%on-written id))
        :error (lambda (id code) (%on-error id code))
        :dns (lambda (id status results) (%on-dns id status results))

@@ -103,7 +103,8 @@ bytes with the terminating NUL).")
 (defun pipe-connect (name read-cb &key data stream event-cb connect-cb write-cb
                                     (read-timeout -1) (write-timeout -1)
                                     (dont-drain-read-buffer
-                                     nil dont-drain-read-buffer-p))
+                                     nil dont-drain-read-buffer-p)
+                                    read-buffer)
   "Connects to the unix domain socket NAME (a pathname designator: a
 string is used as it is, a pathname as the system names it) and returns
 the PIPE at once, or its async-io-stream with :STREAM t.  Data written
@@ -130,6 +131,8 @@ TCP-CONNECT.
   :write-timeout seconds without write progress, default -1: none.
   :dont-drain-read-buffer  default t with :stream t, else nil: received
                  data stays in the stream and read-cb gets the stream.
+  :read-buffer   :fresh (default) or :reuse: read-cb gets a vector reused
+                 once it returns (see TCP-CONNECT).
 
 Signals an error at once if NAME is not a path a unix socket can have
 (empty, or longer than 107 bytes)."
@@ -141,6 +144,7 @@ Signals an error at once if NAME is not a path a unix socket can have
                   :class 'pipe :event-cb event-cb :data data :stream stream
                   :connect-cb connect-cb :write-cb write-cb
                   :read-timeout read-timeout :write-timeout write-timeout
+                  :read-buffer read-buffer :function 'pipe-connect
                   (and dont-drain-read-buffer-p
                        (list :dont-drain-read-buffer dont-drain-read-buffer)))))
     (setf (pipe-name (socket-of socket/stream)) path)
@@ -149,7 +153,8 @@ Signals an error at once if NAME is not a path a unix socket can have
 
 ;;;# Servers
 
-(defun pipe-server (name read-cb &key event-cb connect-cb backlog stream fd)
+(defun pipe-server (name read-cb &key event-cb connect-cb backlog stream fd
+                                     read-buffer)
   "Listens on a new unix domain socket at NAME (a pathname designator: a
 string is used as it is, a pathname as the system names it) and returns a
 PIPE-SERVER.  Every connection it accepts is a PIPE.  Close it with
@@ -171,6 +176,8 @@ stays.  Closing it does not close the connections it accepted.
   :fd          default nil; a file descriptor of a bound unix socket to
                listen on instead of NAME (adopted: closed with the server,
                its file never removed).
+  :read-buffer :fresh (default) or :reuse, for every accepted connection
+               (see TCP-CONNECT).
 
 Signals, whatever :event-cb is: SOCKET-ADDRESS-IN-USE if anything exists
 at NAME (a live server, a stale socket or any other file);
@@ -186,7 +193,7 @@ quirk of libuv; this gives the real error.)"
               not ~s." fd))
     (make-server 'pipe-server path nil read-cb
                  :event-cb event-cb :connect-cb connect-cb :backlog backlog
-                 :stream stream
+                 :stream stream :read-buffer read-buffer :function 'pipe-server
                  :listener (lambda (loop id backlog)
                              (if fd
                                  (cl-async-ffi:pipe-open-fd loop id fd backlog)

@@ -60,7 +60,7 @@ standard error, or nil.  Setf-able.")
 
 (defparameter *stdio-pipe-keys*
   '(:read-cb :event-cb :data :connect-cb :write-cb :read-timeout
-    :write-timeout :dont-drain-read-buffer)
+    :write-timeout :dont-drain-read-buffer :read-buffer)
   "The keys of a (:pipe ...) or (:stream ...) stdio spec: PIPE-CONNECT's.")
 
 (defparameter *stdio-names* '("stdin" "stdout" "stderr"))
@@ -165,7 +165,7 @@ there: the input file must exist, an output file's directory must."
         (read-cb (getf plist :read-cb)))
     (remf plist :read-cb)
     (let ((pipe/stream (apply #'init-tcp-socket read-cb :class 'pipe
-                              :stream stream-p plist)))
+                              :stream stream-p :function 'spawn plist)))
       (setf (pipe-name (socket-of pipe/stream)) name)
       pipe/stream)))
 
@@ -210,7 +210,8 @@ A stdio spec is one of
                       PIPE-CONNECT's keys: :read-cb (lambda (pipe octets))
                       or, for :stream, (lambda (pipe stream)); :event-cb
                       :data :connect-cb :write-cb :read-timeout
-                      :write-timeout :dont-drain-read-buffer.  :data is
+                      :write-timeout :dont-drain-read-buffer :read-buffer.
+                      :data is
                       sent to the child at once; :connect-cb runs on the
                       next pass of the loop.  Another key signals an error;
   a string or pathname  a file: read for :input; created (or truncated)

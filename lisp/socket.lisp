@@ -28,6 +28,10 @@ received data is appended to the stream and read-cb gets the stream."))
    (write-cb :accessor socket-write-cb :initarg :write-cb :initform nil)
    (event-cb :accessor socket-event-cb :initarg :event-cb :initform nil)
    (connect-cb :accessor socket-connect-cb :initarg :connect-cb :initform nil)
+   (read-buffer :accessor socket-read-buffer :initarg :read-buffer
+                :initform :fresh
+                :documentation ":fresh (the read-cb gets a fresh vector it may
+keep) or :reuse (a vector reused once the read-cb returns).")
    (stream :accessor socket-stream :initform nil
            :documentation "The async-io-stream made with :stream t.")
    (connected :accessor socket-connected :initform nil)
@@ -58,6 +62,9 @@ ones."))
    (event-cb :accessor socket-server-event-cb :initarg :event-cb :initform nil)
    (connect-cb :accessor socket-server-connect-cb :initarg :connect-cb
                :initform nil)
+   (read-buffer :accessor socket-server-read-buffer :initarg :read-buffer
+                :initform :fresh
+                :documentation "The :read-buffer of the sockets it accepts.")
    (stream :accessor socket-server-stream :initarg :stream :initform nil)
    (address :accessor socket-server-address :initarg :address :initform nil)
    (port :accessor socket-server-port :initarg :port :initform nil))
@@ -197,20 +204,32 @@ PIPE-NOT-FOUND for STREAMISH-ENOENT).")
     (error 'streamish-closed :socket s :code -1
                              :msg "This socket is closed: open a new connection.")))
 
-(defun to-octets (data)
-  (typecase data
-    ((simple-array (unsigned-byte 8) (*)) data)
-    (string (babel:string-to-octets data :encoding :utf-8))
-    ((vector (unsigned-byte 8)) (coerce data '(simple-array (unsigned-byte 8) (*))))
-    (vector (if (every (lambda (e) (typep e '(unsigned-byte 8))) data)
-                (coerce data '(simple-array (unsigned-byte 8) (*)))
-                (argument-error 'write-socket-data 'data
-                                "~s holds something that is not an octet: ~
-                                 give a string or a vector of octets (0-255)."
-                                data)))
-    (t (argument-error 'write-socket-data 'data
-                       "~s is neither a string nor a vector of octets: give ~
-                        a string (sent as UTF-8) or octets." data))))
+(defun octet-view (data)
+  "DATA as octets, without copying octets: (values vector offset length),
+VECTOR a simple octet vector whose bytes OFFSET .. OFFSET+LENGTH are DATA's.
+DATA is a string (encoded as UTF-8) or a vector of octets: a simple one, or
+one with a fill pointer or displaced to one (such as what a read-cb gets
+with :read-buffer :reuse)."
+  (flet ((whole (v) (values v 0 (length v))))
+    (typecase data
+      ((simple-array (unsigned-byte 8) (*)) (whole data))
+      (string (whole (babel:string-to-octets data :encoding :utf-8)))
+      ((vector (unsigned-byte 8))
+       (multiple-value-bind (target offset) (array-displacement data)
+         (cond ((null target)
+                (values (sb-ext:array-storage-vector data) 0 (length data)))
+               ((typep target '(simple-array (unsigned-byte 8) (*)))
+                (values target offset (length data)))
+               (t (whole (coerce data '(simple-array (unsigned-byte 8) (*))))))))
+      (vector (if (every (lambda (e) (typep e '(unsigned-byte 8))) data)
+                  (whole (coerce data '(simple-array (unsigned-byte 8) (*))))
+                  (argument-error 'write-socket-data 'data
+                                  "~s holds something that is not an octet: ~
+                                   give a string or a vector of octets (0-255)."
+                                  data)))
+      (t (argument-error 'write-socket-data 'data
+                         "~s is neither a string nor a vector of octets: give ~
+                          a string (sent as UTF-8) or octets." data)))))
 
 (defgeneric streamish-write (streamish data &key &allow-other-keys)
   (:documentation "Writes DATA (a string, sent as UTF-8, or octets) to
@@ -226,18 +245,18 @@ STREAMISH.  See WRITE-SOCKET-DATA."))
                           :msg (format nil "~a: cannot write to a closed socket; ~
                                             open a new connection"
                                        (socket-label socket))))
-  (let* ((octets (to-octets data))
-         (len (length octets))
-         (start (or start 0))
-         (end (or end len)))
-    (unless (<= 0 start end len)
-      (error "write-socket-data: bad :start ~a / :end ~a for ~a bytes of data."
-             start end len))
-    (let ((ptr (streamish-c socket)))
+  (multiple-value-bind (octets offset len) (octet-view data)
+    (let ((start (or start 0))
+          (end (or end len))
+          (ptr (streamish-c socket)))
+      (unless (<= 0 start end len)
+        (error "write-socket-data: bad :start ~a / :end ~a for ~a bytes of data."
+               start end len))
       (if (null ptr)
-          (push (subseq octets start end) (socket-pending socket))
+          (push (subseq octets (+ offset start) (+ offset end))
+                (socket-pending socket))
           (let ((rc (cl-async-ffi:tcp-write
-                     ptr octets start end
+                     ptr octets (+ offset start) (+ offset end)
                      (logior (if (or force (not *buffer-writes*))
                                  cl-async-ffi:+write-now+ 0)
                              (if (socket-write-cb socket)
@@ -393,15 +412,47 @@ for a TLS handshake included).  Use it with the write-cb for backpressure."
       (catch-app-errors (socket-event-cb socket)
         (funcall cb (socket-callback-target socket))))))
 
-(defmethod object-read ((socket socket) octets)
+(defun check-read-buffer (function value)
+  "VALUE as a :read-buffer setting of FUNCTION (:fresh or :reuse; nil is
+:fresh), or an ARGUMENT-ERROR."
+  (case value
+    ((nil :fresh) :fresh)
+    (:reuse :reuse)
+    (t (argument-error function :read-buffer
+                       "~s: give :reuse (the read-cb gets a vector that is ~
+                        reused once it returns: copy what you keep) or ~
+                        :fresh (the default: a fresh vector it may keep)."
+                       value))))
+
+(defun reused-read-vector (pointer length)
+  "The current loop's reused read vector, holding the LENGTH bytes at
+POINTER: an adjustable octet vector with a fill pointer at LENGTH, the
+same object for every read of every socket of the loop with :read-buffer
+:reuse (its storage grows when a read needs more, and is then kept)."
+  (let* ((base *event-base*)
+         (v (or (loop-read-vector base)
+                (setf (loop-read-vector base)
+                      (make-array (max length 65536) :element-type 'octet
+                                                     :adjustable t :fill-pointer 0)))))
+    (when (< (array-dimension v 0) length)
+      (adjust-array v (max length (* 2 (array-dimension v 0)))))
+    (cl-async-ffi:copy-foreign-octets pointer length
+                                      (sb-ext:array-storage-vector v) 0)
+    (setf (fill-pointer v) length)
+    v))
+
+(defmethod object-read ((socket socket) pointer length)
   (unless (streamish-closed socket)
     (let ((cb (socket-read-cb socket))
           (stream (socket-stream socket)))
       (catch-app-errors (socket-event-cb socket)
         (cond ((and stream (not (streamish-drain-read-buffer socket)))
-               (stream-append-bytes stream octets)
+               (stream-append-foreign stream pointer length)
                (when cb (funcall cb socket stream)))
-              (cb (funcall cb socket octets)))))))
+              (cb (funcall cb socket
+                           (if (eq (socket-read-buffer socket) :reuse)
+                               (reused-read-vector pointer length)
+                               (cl-async-ffi:foreign-octets pointer length)))))))))
 
 (defmethod object-written ((socket socket))
   (let ((cb (socket-write-cb socket)))

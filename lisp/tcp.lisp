@@ -22,11 +22,11 @@ before the keywords; returns (values event-cb keyword-args)."
 
 (defparameter *tcp-connect-keywords*
   '(:event-cb :data :stream :connect-cb :write-cb :read-timeout :write-timeout
-    :dont-drain-read-buffer)
+    :dont-drain-read-buffer :read-buffer)
   "The keywords TCP-CONNECT takes.")
 
 (defparameter *tcp-server-keywords*
-  '(:event-cb :connect-cb :backlog :stream :fd :reuse-port)
+  '(:event-cb :connect-cb :backlog :stream :fd :reuse-port :read-buffer)
   "The keywords TCP-SERVER takes.")
 
 ;;;# Connecting
@@ -35,15 +35,19 @@ before the keywords; returns (values event-cb keyword-args)."
                                   (read-timeout -1) (write-timeout -1)
                                   (dont-drain-read-buffer
                                    nil dont-drain-read-buffer-supplied-p)
-                                  (class 'tcp-socket))
+                                  read-buffer
+                                  (class 'tcp-socket) (function 'tcp-connect))
   "Makes an unconnected socket (or its async-io-stream with :stream t),
-ready for CONNECT-TCP-SOCKET; the keywords are TCP-CONNECT's.  Data written
-to it is held until it connects."
+ready for CONNECT-TCP-SOCKET; the keywords are TCP-CONNECT's (FUNCTION:
+the one named in argument errors).  Data written to it is held until it
+connects."
   (check-event-loop-running)
   (let* ((socket (make-instance class :read-cb read-cb :event-cb event-cb
                                       :connect-cb connect-cb :write-cb write-cb
                                       :read-timeout read-timeout
-                                      :write-timeout write-timeout))
+                                      :write-timeout write-timeout
+                                      :read-buffer (check-read-buffer
+                                                    function read-buffer)))
          (stream (when stream (attach-stream socket)))
          (dont-drain (if dont-drain-read-buffer-supplied-p
                          dont-drain-read-buffer
@@ -131,7 +135,16 @@ and IPv6, each address tried in turn).
   :read-timeout      seconds without data (also bounds connecting); -1 none.
   :write-timeout     seconds of no write progress; -1 none.
   :dont-drain-read-buffer  with :stream t (default t there): data goes to
-                     the stream and read-cb gets the stream."
+                     the stream and read-cb gets the stream.
+  :read-buffer       :fresh (default): read-cb gets a fresh simple octet
+                     vector, which it may keep.  :reuse: it gets an octet
+                     vector with a fill pointer that is reused (refilled
+                     for the next read of any socket of the loop) once it
+                     returns: use it inside the callback (write-socket-data
+                     sends from it without a copy) and copy what you keep.
+                     It saves allocating and zero-filling a vector per
+                     read.  (With :stream t the data goes to the stream's
+                     own buffer either way.)"
   (multiple-value-bind (event-cb args) (split-event-cb args)
     (check-keywords 'tcp-connect args *tcp-connect-keywords*)
     (let ((args (copy-list args)))
@@ -170,8 +183,11 @@ CODE).")
 
 (defun make-server (class bind-address port read-cb &key event-cb connect-cb
                                                        backlog stream fd reuse-port
-                                                       before-listen listener)
-  "Listens like TCP-SERVER with a server of CLASS.  BEFORE-LISTEN, if given,
+                                                       read-buffer
+                                                       before-listen listener
+                                                       (function 'tcp-server))
+  "Listens like TCP-SERVER with a server of CLASS (FUNCTION: the one named
+in argument errors).  BEFORE-LISTEN, if given,
 is called with the new server object before it listens.  LISTENER, if
 given, replaces the TCP bind: a function of (loop id backlog) returning
 (values server-pointer code); BIND-ADDRESS and PORT are then only stored."
@@ -181,7 +197,9 @@ given, replaces the TCP bind: a function of (loop id backlog) returning
     (unless fd (check-port port t 'tcp-server)))
   (let* ((server (make-instance class :read-cb read-cb :event-cb event-cb
                                       :connect-cb connect-cb :stream stream
-                                      :address bind-address :port port))
+                                      :address bind-address :port port
+                                      :read-buffer (check-read-buffer
+                                                    function read-buffer)))
          (id (progn (when before-listen (funcall before-listen server))
                     (register-object server)))
          (backlog (if (and (integerp backlog) (plusp backlog)) backlog 128)))
@@ -223,6 +241,8 @@ if it cannot listen.
   :reuse-port  t: SO_REUSEPORT, so that several servers (one event loop
                per thread, or several processes) listen on one port and
                the kernel spreads the connections over them.
+  :read-buffer :fresh (default) or :reuse, for every accepted connection
+               (see TCP-CONNECT).
 
 An unknown keyword or a bad address or port signals an ARGUMENT-ERROR."
   (multiple-value-bind (event-cb args) (split-event-cb args)
@@ -243,7 +263,8 @@ An unknown keyword or a bad address or port signals an ARGUMENT-ERROR."
                                     :direction :in
                                     :read-cb (socket-server-read-cb server)
                                     :event-cb (socket-server-event-cb server)
-                                    :connect-cb (socket-server-connect-cb server)))
+                                    :connect-cb (socket-server-connect-cb server)
+                                    :read-buffer (socket-server-read-buffer server)))
              (id (register-object socket)))
         (setf (socket-id socket) id
               (streamish-c socket) conn)

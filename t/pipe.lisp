@@ -139,6 +139,28 @@ byte, in order."
       (is (equalp data (concat-octets (reverse server-got))))
       (is (equalp data (concat-octets (reverse client-got)))))))
 
+(test pipe-reused-read-buffer
+  "Pipes take :read-buffer :reuse too (server and client): 1 MiB echoed
+arrives intact through reused vectors."
+  (with-temp-dir (dir)
+    (let* ((path (concatenate 'string dir "reuse"))
+           (data (random-octets (* 1024 1024) 9))
+           (client-got '()) (vectors '()) (n 0))
+      (with-test-loop ()
+        (let ((server (as:pipe-server path
+                                      (lambda (s d) (as:write-socket-data s d))
+                                      :read-buffer :reuse)))
+          (as:pipe-connect path
+                           (lambda (s d)
+                             (pushnew d vectors)
+                             (push (copy-seq d) client-got)
+                             (when (>= (incf n (length d)) (length data))
+                               (as:close-socket s)
+                               (as:close-socket-server server)))
+                           :data data :read-buffer :reuse)))
+      (is (equalp data (concat-octets (reverse client-got))))
+      (is (= 1 (length vectors))))))
+
 (test pipe-server-errors
   "A path in use (a live server, or any file): SOCKET-ADDRESS-IN-USE; a
 missing directory: FILESYSTEM-ENOENT; no permission: FILESYSTEM-EACCES;

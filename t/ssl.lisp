@@ -526,6 +526,43 @@ server's event-cb gets a tcp-ssl-error, and the next good client works."
                                 :ca-file (cert "ca.pem") :data data)))
     (is (equalp data (concat-octets (reverse got))))))
 
+(test tls-reused-read-buffer-keeps-data-intact
+  "tcp-ssl-server and tcp-ssl-connect take :read-buffer :reuse: 4 MiB
+echoed over TLS through reused vectors arrive intact."
+  (let* ((data (random-octets (* 4 1024 1024) 13)) (got '()) (vectors '())
+         (total 0))
+    (with-test-loop ()
+      (let ((server (ssl-echo-server :read-buffer :reuse)))
+        (as-ssl:tcp-ssl-connect "127.0.0.1" (as:tcp-server-port server)
+                                (lambda (s d)
+                                  (pushnew d vectors)
+                                  (push (copy-seq d) got)
+                                  (when (>= (incf total (length d)) (length data))
+                                    (as:close-socket s)
+                                    (as:close-tcp-server server)))
+                                :ca-file (cert "ca.pem") :data data
+                                :read-buffer :reuse)))
+    (is (equalp data (concat-octets (reverse got))))
+    (is (= 1 (length vectors)))))
+
+(test tls-read-buffer-takes-fresh-or-reuse
+  "A bad :read-buffer on tcp-ssl-connect or tcp-ssl-server is an
+ARGUMENT-ERROR naming the function and what the keyword takes."
+  (with-test-loop ()
+    (loop :for (name call)
+            :in (list (list "tcp-ssl-connect"
+                            (lambda () (as-ssl:tcp-ssl-connect "127.0.0.1" 1 nil
+                                                               :read-buffer "reuse")))
+                      (list "tcp-ssl-server"
+                            (lambda () (apply #'as-ssl:tcp-ssl-server "127.0.0.1" 0 nil
+                                              :read-buffer :reused (server-args)))))
+          :do (let ((e (handler-case (progn (funcall call) nil)
+                         (as:argument-error (e) e))))
+                (is (typep e 'as:argument-error) "~a accepted a bad :read-buffer" name)
+                (when e
+                  (is (search name (princ-to-string e)))
+                  (is (search ":reuse" (princ-to-string e))))))))
+
 (test two-hundred-concurrent-tls-clients
   (let ((ok 0) (n 200) (stats nil))
     (with-test-loop (:timeout 60)

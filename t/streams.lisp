@@ -140,3 +140,32 @@ read-cb gets octet vectors."
         (as:write-socket-data stream "via stream")))
     (is (equal "via stream" got))
     (is-true closed)))
+
+(test stream-reads-many-events-into-one-buffer
+  "A :stream t server reading 4 MiB as it arrives (many reads) gets every
+byte in order, and the stream keeps one buffer: received data is copied
+into it, not into a fresh vector per read."
+  (let* ((data (random-octets (* 4 1024 1024) 5))
+         (got (make-array (length data) :element-type '(unsigned-byte 8)))
+         (pos 0) (reads 0) (buffers '()))
+    (with-test-loop ()
+      (let* ((server nil)
+             (chunk (make-array 100000 :element-type '(unsigned-byte 8))))
+        (setf server
+              (as:tcp-server "127.0.0.1" 0
+                             (lambda (sock stream)
+                               (incf reads)
+                               (pushnew (cl-async::stream-buffer stream) buffers)
+                               (loop :for n := (read-sequence chunk stream)
+                                     :while (plusp n)
+                                     :do (replace got chunk :start1 pos :end2 n)
+                                         (incf pos n))
+                               (when (>= pos (length data))
+                                 (as:close-socket sock)
+                                 (as:close-tcp-server server)))
+                             :stream t))
+        (as:tcp-connect "127.0.0.1" (as:tcp-server-port server) nil :data data)))
+    (is (= (length data) pos))
+    (is (equalp data got))
+    (is (> reads 4) "~d reads only" reads)
+    (is (<= (length buffers) 3) "~d buffers for ~d reads" (length buffers) reads)))

@@ -448,3 +448,90 @@ is delivered before our side closes (upstream dropped it)."
         (is (typep (first events) type) "~a: ~a" name (first events))
         (is (eql code (as:event-errcode (first events)))
             "~a: ~a" name (first events))))))
+
+;;;# Read buffers (:read-buffer)
+
+(defun stream-many-reads (total &rest client-args)
+  "Sends TOTAL random bytes through an echo server with :read-buffer :reuse
+(writing back the vector it is given) to a client made with CLIENT-ARGS,
+whose read-cb records every vector it gets and a copy of its contents;
+returns the data, the copies and the vectors, in order."
+  (let ((data (random-octets total 11)) (copies '()) (vectors '()) (got 0))
+    (with-test-loop ()
+      (let ((server (echo-server :read-buffer :reuse)))
+        (apply #'as:tcp-connect "127.0.0.1" (as:tcp-server-port server)
+               (lambda (s d)
+                 (push d vectors)
+                 (push (copy-seq d) copies)
+                 (when (>= (incf got (length d)) total)
+                   (as:close-socket s)
+                   (as:close-tcp-server server)))
+               :data data client-args)))
+    (values data (reverse copies) (reverse vectors))))
+
+(test reused-read-buffer-keeps-data-intact
+  "With :read-buffer :reuse on both sides, 8 MiB echoed in many reads
+arrive intact, each read-cb given the loop's one reused vector (a vector
+with a fill pointer at the read's length)."
+  (multiple-value-bind (data copies vectors)
+      (stream-many-reads (* 8 1024 1024) :read-buffer :reuse)
+    (is (equalp data (concat-octets copies)))
+    (is (> (length vectors) 8) "~d reads only" (length vectors))
+    (is (every (lambda (v) (eq v (first vectors))) vectors))
+    (is (typep (first vectors) '(vector (unsigned-byte 8))))
+    (is (array-has-fill-pointer-p (first vectors)))))
+
+(test fresh-read-vectors-survive-the-callback
+  "By default (and with :read-buffer :fresh) every read is a fresh simple
+octet vector that keeps its contents after the callback returned."
+  (dolist (args '(() (:read-buffer :fresh) (:read-buffer nil)))
+    (multiple-value-bind (data copies vectors)
+        (apply #'stream-many-reads (* 2 1024 1024) args)
+      (is (equalp data (concat-octets vectors)) "kept vectors changed (~s)" args)
+      (is (equalp data (concat-octets copies)))
+      (is (every (lambda (v) (typep v '(simple-array (unsigned-byte 8) (*))))
+                 vectors))
+      (is (= (length vectors)
+             (length (remove-duplicates vectors :test #'eq)))))))
+
+(test write-socket-data-takes-octet-vectors-that-are-not-simple
+  "write-socket-data sends a vector with a fill pointer (up to it) and a
+displaced vector (its window) as they are."
+  (let* ((storage (random-octets 1000 3))
+         (filled (make-array 1000 :element-type '(unsigned-byte 8)
+                                  :fill-pointer 300 :initial-contents storage))
+         (window (make-array 200 :element-type '(unsigned-byte 8)
+                                 :displaced-to storage :displaced-index-offset 500))
+         (want (concatenate '(vector (unsigned-byte 8))
+                            (subseq storage 0 300) (subseq storage 500 700)
+                            (subseq storage 510 520)))
+         (got '()) (total 0))
+    (with-test-loop ()
+      (let* ((server (as:tcp-server "127.0.0.1" 0
+                                    (lambda (s d)
+                                      (push (copy-seq d) got)
+                                      (when (>= (incf total (length d)) (length want))
+                                        (as:close-socket s)))
+                                    :read-buffer :reuse))
+             (sock (as:tcp-connect "127.0.0.1" (as:tcp-server-port server) nil)))
+        (as:write-socket-data sock filled)
+        (as:write-socket-data sock window)
+        (as:write-socket-data sock window :start 10 :end 20)
+        (as:with-delay (0.5)
+          (as:close-socket sock)
+          (as:close-tcp-server server))))
+    (is (equalp want (concat-octets (reverse got))))))
+
+(test read-buffer-takes-fresh-or-reuse
+  "A bad :read-buffer signals an ARGUMENT-ERROR naming what it takes, on
+tcp-connect and tcp-server."
+  (with-test-loop ()
+    (dolist (call (list (lambda () (as:tcp-connect "127.0.0.1" 1 nil :read-buffer :bogus))
+                        (lambda () (as:tcp-server "127.0.0.1" 0 nil :read-buffer t))))
+      (let ((e (handler-case (progn (funcall call) nil)
+                 (as:argument-error (e) e))))
+        (is (typep e 'as:argument-error))
+        (when e
+          (is (eq :read-buffer (as:argument-error-argument e)))
+          (is (search ":reuse" (princ-to-string e)))
+          (is (search ":fresh" (princ-to-string e))))))))

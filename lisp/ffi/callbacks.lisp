@@ -82,12 +82,30 @@ function per event kind (:timer :notify :closed :accept :connect :read
   (with-callback-interrupts
     (funcall (event-handlers-connect *event-handlers*) id)))
 
+;;; Received bytes reach the core as a pointer and a length, valid during
+;;; the call only: the socket copies them where it wants them (a fresh
+;;; vector, a reused one, its stream's buffer), with the two functions
+;;; below.
 (cffi:defcallback %on-read :void ((id :int64) (buf :pointer) (len :size))
   (with-callback-interrupts
-    (let ((octets (make-array len :element-type '(unsigned-byte 8))))
-      (cffi:with-pointer-to-vector-data (dst octets)
-        (%memcpy dst buf len))
-      (funcall (event-handlers-read *event-handlers*) id octets))))
+    (funcall (event-handlers-read *event-handlers*) id buf len)))
+
+(defun copy-foreign-octets (pointer length octets start)
+  "Copies the LENGTH bytes at POINTER (the pointer of a read event) into
+the simple octet vector OCTETS from index START; returns OCTETS."
+  (declare (type (simple-array (unsigned-byte 8) (*)) octets)
+           (type (and fixnum unsigned-byte) length start))
+  (unless (<= (+ start length) (length octets))
+    (error "copy-foreign-octets: ~d bytes do not fit a vector of ~d from ~d."
+           length (length octets) start))
+  (cffi:with-pointer-to-vector-data (dst octets)
+    (%memcpy (cffi:inc-pointer dst start) pointer length))
+  octets)
+
+(defun foreign-octets (pointer length)
+  "A fresh simple octet vector holding the LENGTH bytes at POINTER."
+  (copy-foreign-octets pointer length
+                       (make-array length :element-type '(unsigned-byte 8)) 0))
 
 (cffi:defcallback %on-written :void ((id :int64))
   (with-callback-interrupts

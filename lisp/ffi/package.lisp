@@ -32,6 +32,7 @@ into conditions.  Nothing outside lisp/ffi/ touches CFFI.")
    #:+einval+ #:+enomem+ #:+estate+ #:+uv-einval+
    ;; event dispatch
    #:event-handlers #:make-event-handlers #:*event-handlers*
+   #:copy-foreign-octets #:foreign-octets
    ;; loop
    #:loop-new #:loop-run-once #:+run-done+ #:+run-more+ #:+run-stopped+
    #:loop-stop #:loop-free #:loop-alive-p #:loop-now

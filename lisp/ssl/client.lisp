@@ -7,7 +7,7 @@
 
 (defparameter *connect-keywords*
   '(:event-cb :data :stream :connect-cb :write-cb :read-timeout
-    :write-timeout :dont-drain-read-buffer)
+    :write-timeout :dont-drain-read-buffer :read-buffer)
   "The keywords TCP-CONNECT takes, which TCP-SSL-CONNECT takes too.")
 
 (defparameter *client-keywords*
@@ -77,7 +77,7 @@ before the handshake completes are held and sent, in order, right after
 it.  The connect-cb runs once the handshake is complete and the server
 verified.  Every keyword of TCP-CONNECT is accepted (:event-cb :data
 :stream :connect-cb :write-cb :read-timeout :write-timeout
-:dont-drain-read-buffer), plus:
+:dont-drain-read-buffer :read-buffer), plus:
 
   :ssl-ctx       an SSL-CONTEXT, or a foreign SSL_CTX* made elsewhere
                  (never freed by us; the context keywords below are then
@@ -121,6 +121,7 @@ unknown keyword or a value of the wrong kind signals an ARGUMENT-ERROR."
     (destructuring-bind (&key data stream connect-cb write-cb (read-timeout -1)
                               (write-timeout -1)
                               (dont-drain-read-buffer nil ddrb-p)
+                              read-buffer
                               hostname
                               (handshake-timeout *ssl-handshake-timeout*)
                               (session t)
@@ -142,7 +143,8 @@ unknown keyword or a value of the wrong kind signals an ARGUMENT-ERROR."
                             :class 'ssl-socket :event-cb event-cb :stream stream
                             :connect-cb connect-cb :write-cb write-cb
                             :read-timeout read-timeout :write-timeout write-timeout
-                            :data data
+                            :data data :read-buffer read-buffer
+                            :function 'tcp-ssl-connect
                             (and ddrb-p (list :dont-drain-read-buffer
                                               dont-drain-read-buffer)))))
                  (socket (if (typep socket/stream 'async-stream)

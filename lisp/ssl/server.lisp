@@ -183,14 +183,15 @@ name (see TCP-SSL-SERVER)."
 
 ;;;# tcp-ssl-server
 
-(defparameter *listen-keywords* '(:event-cb :connect-cb :backlog :stream :fd :reuse-port)
+(defparameter *listen-keywords* '(:event-cb :connect-cb :backlog :stream :fd :reuse-port
+                                  :read-buffer)
   "The keywords TCP-SERVER takes, which TCP-SSL-SERVER takes too.")
 
 (defun tcp-ssl-server (bind-address port read-cb &rest args)
   "Like TCP-SERVER, but every accepted connection runs TLS (an SSL-SOCKET);
 its connect-cb runs once the handshake is complete.  Every keyword of
 TCP-SERVER is accepted (:event-cb :connect-cb :backlog :stream :fd
-:reuse-port), plus
+:reuse-port :read-buffer), plus
 those of MAKE-SSL-CONTEXT (files may be given as octets), in short:
 
   :certificate   PEM chain (leaf first, then intermediates, like nginx),
@@ -234,7 +235,8 @@ certificate while it runs."
   (multiple-value-bind (event-cb args) (split-event-cb args)
     (check-keywords 'tcp-ssl-server args (append *listen-keywords* *server-keywords*))
     (check-event-loop-running)
-    (destructuring-bind (&key connect-cb backlog stream fd reuse-port sni ocsp-response
+    (destructuring-bind (&key connect-cb backlog stream fd reuse-port read-buffer
+                              sni ocsp-response
                               verify-callback
                               (handshake-timeout *ssl-handshake-timeout*)
                          &allow-other-keys)
@@ -246,6 +248,8 @@ certificate while it runs."
                                           :event-cb event-cb :connect-cb connect-cb
                                           :backlog backlog :stream stream :fd fd
                                           :reuse-port reuse-port
+                                          :read-buffer read-buffer
+                                          :function 'tcp-ssl-server
                                           :before-listen
                                           (lambda (server)
                                             (setf (tcp-ssl-server-context server) context

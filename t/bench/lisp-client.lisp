@@ -15,7 +15,8 @@
 ;;;; --duration (2) --warmup (1) --server-pid (adds the server's CPU use)
 ;;;; --ctx default|shared: default passes :ca-file to every tcp-ssl-connect
 ;;;; (the library's cached context); shared passes one context made with
-;;;; as-ssl:make-ssl-context as :ssl-ctx.
+;;;; as-ssl:make-ssl-context as :ssl-ctx.  --read-buffer fresh|reuse: the
+;;;; connections' :read-buffer (default fresh: a fresh vector per read).
 ;;;;
 ;;;; Prints one line "RESULT key=value ..." with the keys tlsload uses
 ;;;; (mibps, hps, errors, client_cpu, server_cpu, server_mib_per_cpu_s,
@@ -39,7 +40,7 @@
   '(("--host" . "127.0.0.1") ("--port" . nil) ("--hostname" . "localhost")
     ("--ca-file" . nil) ("--conns" . "1") ("--size" . "16384")
     ("--window" . "262144") ("--duration" . "2") ("--warmup" . "1")
-    ("--server-pid" . nil) ("--ctx" . "default")))
+    ("--server-pid" . nil) ("--ctx" . "default") ("--read-buffer" . "fresh")))
 
 (defun parse-options (args)
   (let ((values (copy-alist *options*)))
@@ -106,14 +107,13 @@ iowait), as tlsload counts them."
       (setf (aref ref i) (mod i +period+))))
   "REF[I] = I mod +PERIOD+: the pattern from phase K starts at REF[K].")
 
-(defun pattern-ok-p (data phase)
-  "True when DATA continues the pattern at PHASE (0..250).  Compares with
-libc's memcmp, as Node's client does with Buffer.equals, so both clients
-pay the same for checking every byte."
-  (declare (type octets data) (type (integer 0 250) phase)
+(defun pattern-ok-p (data len phase)
+  "True when the first LEN bytes of DATA continue the pattern at PHASE
+(0..250).  Compares with libc's memcmp, as Node's client does with
+Buffer.equals, so both clients pay the same for checking every byte."
+  (declare (type octets data) (type fixnum len) (type (integer 0 250) phase)
            (optimize speed (safety 0)))
   (let ((ref *ref*)
-        (len (length data))
         (start 0))
     (declare (type octets ref) (type fixnum len start))
     (loop
@@ -155,6 +155,12 @@ pay the same for checking every byte."
 
 ;;;# Throughput
 
+(declaim (inline storage))
+(defun storage (data)
+  "The simple vector holding DATA's bytes (DATA itself, or the storage of
+the reused vector :read-buffer :reuse gives)."
+  (if (typep data 'octets) data (sb-ext:array-storage-vector data)))
+
 (defun start-streaming (opt context-args)
   (let* ((size (number-option opt "--size"))
          (window (number-option opt "--window"))
@@ -171,8 +177,9 @@ pay the same for checking every byte."
           (apply #'as-ssl:tcp-ssl-connect
                  (funcall opt "--host") (number-option opt "--port")
                  (lambda (socket data)
-                   (declare (type octets data))
-                   (cond ((pattern-ok-p data (mod (+ received seed) +period+))
+                   (declare (type (vector (unsigned-byte 8)) data))
+                   (cond ((pattern-ok-p (storage data) (length data)
+                                        (mod (+ received seed) +period+))
                           (incf received (length data))
                           (incf *count* (length data))
                           (fill-window socket))
@@ -235,9 +242,12 @@ pay the same for checking every byte."
       (sb-ext:exit :code 2 :abort t))
     (as:with-event-loop ()
       (let ((context-args
-              (if (string= (funcall opt "--ctx") "shared")
-                  (list :ssl-ctx (as-ssl:make-ssl-context :ca-file ca-file))
-                  (list :ca-file ca-file))))
+              (list* :read-buffer (if (string= (funcall opt "--read-buffer") "reuse")
+                                      :reuse
+                                      :fresh)
+                     (if (string= (funcall opt "--ctx") "shared")
+                         (list :ssl-ctx (as-ssl:make-ssl-context :ca-file ca-file))
+                         (list :ca-file ca-file)))))
         (if (string= mode "throughput")
             (start-streaming opt context-args)
             (start-handshakes opt context-args))
@@ -256,8 +266,9 @@ pay the same for checking every byte."
            (server-cpu (and server-pid (/ (- scpu1 scpu0) wall)))
            (host-cpu (/ (- h1 h0) wall))
            (other-cpu (- host-cpu client-cpu (or server-cpu 0)))
-           (common (format nil "RESULT mode=~a client=lisp transport=tls proto=~a cipher=~a conns=~d threads=1"
-                           mode (or (first *proto*) "none") (or (second *proto*) "none") conns)))
+           (common (format nil "RESULT mode=~a client=lisp transport=tls proto=~a cipher=~a conns=~d threads=1 read_buffer=~a"
+                           mode (or (first *proto*) "none") (or (second *proto*) "none") conns
+                           (funcall opt "--read-buffer"))))
       (if (string= mode "throughput")
           (let ((mibps (/ rate 1048576)))
             (format t "~a size=~a duration=~,2f bytes=~d mibps=~a errors=~d client_cpu=~,2f~@[ server_cpu=~,2f~] host_cpu=~,2f other_cpu=~,2f client_mib_per_cpu_s=~a~@[ server_mib_per_cpu_s=~a~]~%"

@@ -18,7 +18,11 @@
 # measured window) is attributable; the figures that hold when the client
 # is the bottleneck are CPU per unit of work (server_mib_per_cpu_s,
 # server_us_per_hs, server_us_per_msg).  Idle-memory runs use a fresh
-# server each time.  Every process started here is killed on exit, also on
+# server each time.  Also measured: our server with :read-buffer :reuse
+# (echo throughput), our server with two event loops on one port
+# (:reuse-port; server and load generator unpinned, sharing both cores),
+# `openssl speed` AES-256-GCM on core 0 (the crypto ceiling of an echo),
+# and our client with :read-buffer :reuse.  Every process started here is killed on exit, also on
 # error or interrupt.
 set -u
 
@@ -106,6 +110,8 @@ start_server() {   # start_server NAME ecdsa|rsa: sets SPID, SPORT
   : >"$out"
   case $1 in
     lisp)   $PIN_SERVER sbcl --script "$here/lisp-echo.lisp" "$cert" "$key" >"$out" 2>>"$tmp/$1.log" & ;;
+    lisp-reuse) $PIN_SERVER sbcl --script "$here/lisp-echo.lisp" "$cert" "$key" 0 --read-buffer reuse >"$out" 2>>"$tmp/$1.log" & ;;
+    lisp-2loops) sbcl --script "$here/lisp-echo.lisp" "$cert" "$key" 0 --loops 2 >"$out" 2>>"$tmp/$1.log" & ;;
     node)   $PIN_SERVER node "$here/node-echo.js" "$cert" "$key" >"$out" 2>>"$tmp/$1.log" & ;;
     clplus) $PIN_SERVER sbcl --dynamic-space-size 4GB --script "$here/clplus-echo.lisp" "$cert" "$key" >"$out" 2>>"$tmp/$1.log" & ;;
   esac
@@ -195,6 +201,43 @@ server_figures() { # server_figures NAME
   done
 }
 
+reuse_figures() {  # our server with :read-buffer :reuse: echo throughput
+  local r
+  say "== lisp server, :read-buffer :reuse"
+  start_server lisp-reuse ecdsa
+  for r in $(seq "$N"); do
+    tlsload "side=lisp-reuse figure=tput1 run=$r" throughput --port "$SPORT" --conns 1 --size 16384 --duration "$DUR" --warmup "$WARM"
+    tlsload "side=lisp-reuse figure=tput8 run=$r" throughput --port "$SPORT" --conns 8 --size 16384 --duration "$DUR" --warmup "$WARM"
+    check_alive "the :read-buffer :reuse figures" ecdsa
+  done
+  stop_server
+}
+
+reuseport_figures() { # two loops on one port; nothing pinned (both cores shared)
+  local r
+  say "== lisp server, two loops on one port (:reuse-port), unpinned"
+  start_server lisp-2loops ecdsa
+  for r in $(seq "$N"); do
+    timeout 180 "$TLSLOAD" handshake --port "$SPORT" --conns 16 --threads 2 --duration "$DUR" --warmup "$WARM" $TLS_ARGS --server-pid "$SPID" 2>>"$tmp/tlsload.err" | record "side=lisp-2loops figure=hs_ec_16 run=$r"
+    timeout 180 "$TLSLOAD" throughput --port "$SPORT" --conns 8 --threads 2 --size 16384 --duration "$DUR" --warmup "$WARM" $TLS_ARGS --server-pid "$SPID" 2>>"$tmp/tlsload.err" | record "side=lisp-2loops figure=tput8 run=$r"
+    check_alive "the two-loop figures" ecdsa
+  done
+  stop_server
+}
+
+ceiling_figures() { # AES-256-GCM speed on the servers' core: the echo's crypto ceiling
+  local r bps
+  say "== openssl speed -evp aes-256-gcm (core 0)"
+  for r in $(seq "$N"); do
+    bps=$($PIN_SERVER openssl speed -evp aes-256-gcm -bytes 16384 -seconds 2 2>/dev/null |
+          awk '$1 == "AES-256-GCM" { v = $NF; sub(/k$/, "", v); printf "%.0f", v * 1000 }')
+    if [ -n "$bps" ]; then
+      echo "EXTRA side=openssl figure=aes run=$r aes_mb_s=$(awk -v b="$bps" 'BEGIN{printf "%.1f", b / 1e6}') ceiling_mib_s=$(awk -v b="$bps" 'BEGIN{printf "%.1f", b / 2 / 1048576}')" >>"$raw"
+      say "  openssl run=$r: $(awk -v b="$bps" 'BEGIN{printf "%.0f", b / 1e6}') MB/s"
+    fi
+  done
+}
+
 client_figures() { # against Node's tls echo server: our client, Node's, tlsload
   say "== clients, against Node's tls echo server"
   start_server node ecdsa
@@ -203,6 +246,7 @@ client_figures() { # against Node's tls echo server: our client, Node's, tlsload
   for r in $(seq "$N"); do
     for c in 1 8; do
       timeout 120 $PIN_CLIENT sbcl --script "$here/lisp-client.lisp" throughput --conns $c $common --ca-file "$CA" 2>>"$tmp/lisp-client.log" | record "side=lisp-client figure=ctput$c run=$r"
+      timeout 120 $PIN_CLIENT sbcl --script "$here/lisp-client.lisp" throughput --read-buffer reuse --conns $c $common --ca-file "$CA" 2>>"$tmp/lisp-client.log" | record "side=lisp-client-reuse figure=ctput$c run=$r"
       timeout 120 $PIN_CLIENT node "$here/node-client.js" throughput --conns $c $common --ca-file "$CA" 2>>"$tmp/node-client.log" | record "side=node-client figure=ctput$c run=$r"
       timeout 120 $PIN_CLIENT "$TLSLOAD" throughput --conns $c --size 16384 $common $TLS_ARGS --cafile "$CA" --servername localhost 2>>"$tmp/tlsload.err" | record "side=tlsload figure=ctput$c run=$r"
     done
@@ -220,6 +264,9 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "bench: N=$N, ${DUR} s per run after ${WARM} s warm-up, idle hold ${HOLD} s; pinning: $pinning"
 say "bench: load average before the run: $load_before"
 server_figures lisp
+reuse_figures
+reuseport_figures
+ceiling_figures
 [ $have_node = 1 ] && server_figures node
 [ $have_clplus = 1 ] && server_figures clplus
 if [ $have_node = 1 ]; then
@@ -230,7 +277,7 @@ fi
 elapsed=$(( $(date +%s) - started ))
 
 # server-side event reports (errors other than normal closes), for the record
-for s in lisp node clplus; do
+for s in lisp lisp-reuse lisp-2loops node clplus; do
   [ -s "$tmp/$s.log" ] && grep -v '^[[:space:]]*$' "$tmp/$s.log" | sed "s/^/LOG side=$s /" | tr -d '\r' >>"$raw"
 done
 [ -s "$tmp/lisp-client.log" ] && sed 's/^/LOG side=lisp-client /' "$tmp/lisp-client.log" >>"$raw"

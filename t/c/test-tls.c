@@ -125,6 +125,57 @@ static int data_both_ways(int ver) {
 TEST_IMPL(tls_data_both_ways_tls12) { return data_both_ways(CASL_TLS1_2); }
 TEST_IMPL(tls_data_both_ways_tls13) { return data_both_ways(CASL_TLS1_3); }
 
+/* With a hold, small writes wait in the filter and leave as one batch:
+ * once more than the hold waits, at casl_tls_flush, or with the output of
+ * any other call; without one, each write is its own batch. */
+TEST_IMPL(tls_hold_batches_writes) {
+  tpair p;
+  casl_tls_ctx *cc, *sc;
+  static char chunk[16384];
+  int before, i;
+  ASSERT_OK(std_pair(&p, CASL_TLS1_3, &cc, &sc));
+  tpair_start(&p);
+  ASSERT(tpair_ok(&p));
+  memset(chunk, 'h', sizeof(chunk));
+  casl_tls_set_hold(p.c.t, 64 * 1024);
+  before = p.c.ciphertexts;
+  for (i = 0; i < 3; i++)
+    ASSERT_OK(casl_tls_write(p.c.t, chunk, sizeof(chunk)));
+  ASSERT_EQ(p.c.ciphertexts, before);
+  ASSERT(casl_tls_pending_ciphertext(p.c.t) > 3 * sizeof(chunk));
+  ASSERT_OK(casl_tls_flush(p.c.t));
+  ASSERT_EQ(p.c.ciphertexts, before + 1);
+  ASSERT_EQ(casl_tls_pending_ciphertext(p.c.t), 0);
+  ASSERT_OK(casl_tls_flush(p.c.t)); /* nothing waits: nothing emitted */
+  ASSERT_EQ(p.c.ciphertexts, before + 1);
+  /* the fourth 16 KiB write (with its records' overhead) takes it past
+   * 64 KiB */
+  for (i = 0; i < 4; i++)
+    ASSERT_OK(casl_tls_write(p.c.t, chunk, sizeof(chunk)));
+  ASSERT_EQ(p.c.ciphertexts, before + 2);
+  ASSERT_EQ(casl_tls_pending_ciphertext(p.c.t), 0);
+  /* held output goes with close_notify, in order */
+  ASSERT_OK(casl_tls_write(p.c.t, "tail", 4));
+  ASSERT_EQ(p.c.ciphertexts, before + 2);
+  ASSERT_OK(casl_tls_shutdown(p.c.t));
+  ASSERT_EQ(casl_tls_pending_ciphertext(p.c.t), 0);
+  tpair_run(&p);
+  ASSERT_EQ(p.s.rx_len, 7 * sizeof(chunk) + 4);
+  ASSERT(memcmp(p.s.rx + 7 * sizeof(chunk), "tail", 4) == 0);
+  ASSERT_EQ(p.s.close_notifies, 1);
+  /* no hold: every write is a batch */
+  casl_tls_set_hold(p.s.t, 0);
+  before = p.s.ciphertexts;
+  ASSERT_OK(casl_tls_write(p.s.t, "a", 1));
+  ASSERT_OK(casl_tls_write(p.s.t, "b", 1));
+  ASSERT_EQ(p.s.ciphertexts, before + 2);
+  ASSERT_EQ(casl_tls_flush(NULL), CASL_EINVAL);
+  tpair_free(&p);
+  casl_tls_ctx_unref(cc);
+  casl_tls_ctx_unref(sc);
+  return 0;
+}
+
 /* 16 MiB (scaled) each way, written in interleaved pieces, checked byte by
  * byte against the pattern on arrival. */
 static int bulk(int mode) {
