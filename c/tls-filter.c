@@ -21,9 +21,6 @@
 
 #include "tls-int.h"
 
-/* An `out' buffer larger than this is freed once drained (idle memory
- * stays small); smaller ones are kept for the next batch. */
-#define OUT_KEEP 4096
 /* Ciphertext batches are handed on once they exceed this much, so a large
  * casl_tls_write does not buffer its whole output. */
 #define OUT_FLUSH (256 * 1024)
@@ -54,6 +51,7 @@ static void destroy(casl_tls *t) {
   casl__tls_cert_info_free(&t->cert);
   casl__tls_chain_free(t);
   casl__free(t->ocsp_der);
+  casl__free(t->err);
   if (t->cur_ctx != t->ctx)
     casl_tls_ctx_unref(t->cur_ctx);
   casl_tls_ctx_unref(t->ctx);
@@ -100,12 +98,10 @@ static int emit_pending(casl_tls *t) {
     b = t->out;
     t->out = empty;
     t->cbs.ciphertext(t->ud, b.data + b.off, b.len - b.off);
-    if (t->out.data == NULL && b.cap <= OUT_KEEP) {
-      b.off = b.len = 0;
-      t->out = b;
-    } else {
-      casl__tbuf_free(&b);
-    }
+    /* Not kept for the next batch: an idle connection holds no output
+     * buffer (a small one is quickly made again; big ones are recycled
+     * by the thread's cache, tls-util.c). */
+    casl__tbuf_free(&b);
   }
   t->in_emit = 0;
   return t->free_pending;
@@ -146,42 +142,42 @@ static int ssl_failure(casl_tls *t, int sslerr) {
     }
   }
   if (t->ocsp_failed)
-    return CASL_EVERIFY; /* t->err says why (tls-verify.c) */
+    return CASL_EVERIFY; /* its text says why (tls-verify.c) */
   vr = SSL_get_verify_result(t->ssl);
   if (saw_verify && vr != X509_V_OK) {
-    casl__strlcpy(t->err, "certificate verify failed: ", sizeof(t->err));
-    casl__tls_str_append(t->err, sizeof(t->err),
+    casl__strlcpy(casl__tls_err(t), "certificate verify failed: ", ERR_LEN);
+    casl__tls_str_append(casl__tls_err(t), ERR_LEN,
                          X509_verify_cert_error_string(vr));
     return CASL_EVERIFY;
   }
   if (saw_nocert) {
-    casl__strlcpy(t->err,
+    casl__strlcpy(casl__tls_err(t),
                   "certificate verify failed: the peer did not return a "
                   "certificate (one is required)",
-                  sizeof(t->err));
+                  ERR_LEN);
     return CASL_EVERIFY;
   }
   if (saw_eof || (sslerr == SSL_ERROR_SYSCALL && q[0] == '\0')) {
-    casl__strlcpy(t->err,
+    casl__strlcpy(casl__tls_err(t),
                   t->hs_done ? "connection closed without a TLS close_notify "
                                "(truncated)"
                              : "connection closed during the TLS handshake",
-                  sizeof(t->err));
+                  ERR_LEN);
     if (q[0] != '\0') {
-      casl__tls_str_append(t->err, sizeof(t->err), ": ");
-      casl__tls_str_append(t->err, sizeof(t->err), q);
+      casl__tls_str_append(casl__tls_err(t), ERR_LEN, ": ");
+      casl__tls_str_append(casl__tls_err(t), ERR_LEN, q);
     }
     return t->hs_done ? CASL_ETRUNCATED : CASL_ETLSEOF;
   }
   if (sslerr == SSL_ERROR_ZERO_RETURN) {
-    casl__strlcpy(t->err, "the peer sent close_notify during the TLS handshake",
-                  sizeof(t->err));
+    casl__strlcpy(casl__tls_err(t), "the peer sent close_notify during the TLS handshake",
+                  ERR_LEN);
     return CASL_ETLS;
   }
   if (q[0] != '\0')
-    casl__strlcpy(t->err, q, sizeof(t->err));
+    casl__strlcpy(casl__tls_err(t), q, ERR_LEN);
   else
-    snprintf(t->err, sizeof(t->err), "TLS failure (SSL_get_error %d)", sslerr);
+    snprintf(casl__tls_err(t), ERR_LEN, "TLS failure (SSL_get_error %d)", sslerr);
   return CASL_ETLS;
 }
 
@@ -199,7 +195,7 @@ static void fail(casl_tls *t, int code) {
 }
 
 static void fail_text(casl_tls *t, int code, const char *text) {
-  casl__strlcpy(t->err, text, sizeof(t->err));
+  casl__strlcpy(casl__tls_err(t), text, ERR_LEN);
   fail(t, code);
 }
 
@@ -714,7 +710,11 @@ void casl_tls_free(casl_tls *t) {
 }
 
 const char *casl_tls_error(const casl_tls *t) {
-  return t != NULL ? t->err : "";
+  if (t == NULL)
+    return "";
+  if (t->err_lost)
+    return "out of memory (the error's text could not be kept)";
+  return t->err != NULL ? t->err : "";
 }
 
 void *casl_tls_get_ud(const casl_tls *t) { return t != NULL ? t->ud : NULL; }

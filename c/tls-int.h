@@ -149,7 +149,10 @@ struct casl_tls {
                                 the staple received */
   size_t ocsp_len;
   int ocsp_set;              /* server: ocsp_der overrides the context's */
-  char err[ERR_LEN];
+  /* the last failure's text: ERR_LEN bytes made on the first failure
+   * (casl__tls_err), so that a connection that never fails holds none */
+  char *err;
+  unsigned err_lost : 1; /* that allocation failed: the text is lost */
 };
 
 /* tls-util.c */
@@ -160,6 +163,10 @@ int casl__tls_global_init(void);
 casl_tls *casl__tls_of(const SSL *ssl);
 /* Attaches t to its SSL, for casl__tls_of: 0, or CASL_ENOMEM. */
 int casl__tls_attach(casl_tls *t);
+/* Where to write t's error text (ERR_LEN bytes, NUL-terminated, made on
+ * first use).  Out of memory it is a scratch buffer of this thread, and
+ * casl_tls_error says the text was lost. */
+char *casl__tls_err(casl_tls *t);
 /* Empties this thread's OpenSSL error queue before an SSL call, so that
  * SSL_get_error sees only what the call left. */
 void casl__tls_clear_errors(void);

@@ -28,6 +28,18 @@ int casl__tls_attach(casl_tls *t) {
   return SSL_set_ex_data(t->ssl, ssl_idx, t) ? 0 : CASL_ENOMEM;
 }
 
+char *casl__tls_err(casl_tls *t) {
+  static _Thread_local char scratch[ERR_LEN];
+  if (t->err == NULL && !t->err_lost) {
+    t->err = casl__malloc(ERR_LEN);
+    if (t->err != NULL)
+      t->err[0] = '\0';
+    else
+      t->err_lost = 1;
+  }
+  return t->err != NULL ? t->err : scratch;
+}
+
 /* ERR_clear_error walks the whole queue; peeking first keeps the common
  * (empty) case cheap. */
 void casl__tls_clear_errors(void) {

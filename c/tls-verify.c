@@ -253,13 +253,13 @@ int casl__tls_check_pins(casl_tls *t) {
   if (leaf != NULL && pinned(ctx, leaf))
     return 0;
   ERR_clear_error();
-  casl__strlcpy(t->err,
+  casl__strlcpy(casl__tls_err(t),
                 leaf == NULL
                     ? "certificate verify failed: the peer sent no "
                       "certificate to check against the pins"
                     : "certificate verify failed: no certificate of the "
                       "peer's chain has a pinned public key (:pin-sha256)",
-                sizeof(t->err));
+                ERR_LEN);
   return CASL_EVERIFY;
 }
 
@@ -353,8 +353,8 @@ static int staple(casl_tls *t, SSL *ssl) {
 
 static int ocsp_fail(casl_tls *t, const char *why) {
   t->ocsp_failed = 1;
-  casl__strlcpy(t->err, "certificate verify failed: ", sizeof(t->err));
-  casl__tls_str_append(t->err, sizeof(t->err), why);
+  casl__strlcpy(casl__tls_err(t), "certificate verify failed: ", ERR_LEN);
+  casl__tls_str_append(casl__tls_err(t), ERR_LEN, why);
   return 0;
 }
 
