@@ -271,17 +271,21 @@ static int write_held(casl_tls *t) {
   return dead(t);
 }
 
-static void cache_alpn(casl_tls *t) {
+/* Keeps the negotiated protocol as a string for casl_tls_alpn: 0, or
+ * CASL_ENOMEM (the connection must then fail: reporting "none" would
+ * differ from what the peer agreed to). */
+static int cache_alpn(casl_tls *t) {
   const unsigned char *p;
   unsigned int n;
   SSL_get0_alpn_selected(t->ssl, &p, &n);
   if (p == NULL || n == 0)
-    return;
+    return 0;
   t->alpn = casl__malloc(n + 1);
   if (t->alpn == NULL)
-    return;
+    return CASL_ENOMEM;
   memcpy(t->alpn, p, n);
   t->alpn[n] = '\0';
+  return 0;
 }
 
 /* An SSL_read/SSL_peek stopped with err (code: from ssl_failure, taken
@@ -353,7 +357,10 @@ static void pump(casl_tls *t) {
       }
     }
     t->hs_done = 1;
-    cache_alpn(t);
+    if (cache_alpn(t) != 0) {
+      fail_text(t, CASL_ENOMEM, "out of memory (keeping the ALPN protocol)");
+      return;
+    }
     if (casl__tls_check_pins(t) != 0) {
       fail(t, CASL_EVERIFY);
       return;
