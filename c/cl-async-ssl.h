@@ -47,7 +47,8 @@
  *   tls-filter.c tls-bio.c the filter's state machine and its BIO
  *   tls-conninfo.c         what a connection negotiated, peer certificate
  *   tls-constants.c        OpenSSL constants by name
- *   tls-util.c             buffers and error text shared by the TLS files
+ *   tls-util.c             buffers and set-up shared by the TLS files
+ *   tls-error.c            error text: OpenSSL's queue, failed SSL calls
  *   alloc-torture.c        the allocation-failure build's counting
  *   uv-torture.c           allocator, and its failing libuv calls
  *                          (torture.h; make torture only)

@@ -13,7 +13,6 @@
  * callback the pump checks `dead()' and stops.
  */
 #include <arpa/inet.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,7 +60,6 @@ static void destroy(casl_tls *t) {
 
 static void enter(casl_tls *t) { t->depth++; }
 
-
 static int leave(casl_tls *t, int rc) {
   if (--t->depth == 0 && t->free_pending)
     destroy(t);
@@ -107,80 +105,6 @@ static int emit_pending(casl_tls *t) {
   return t->free_pending;
 }
 
-/* Text and code for a failed SSL call.  Call it right after SSL_get_error,
- * before any callback can touch the error queue. */
-static int ssl_failure(casl_tls *t, int sslerr) {
-  char q[ERR_LEN] = "", one[256];
-  unsigned long e;
-  const char *data;
-  int flags, saw_verify = 0, saw_nocert = 0, saw_eof = 0;
-  long vr;
-  while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
-    if (ERR_GET_LIB(e) == ERR_LIB_SSL) {
-      switch (ERR_GET_REASON(e)) {
-      case SSL_R_CERTIFICATE_VERIFY_FAILED:
-        saw_verify = 1;
-        break;
-      case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
-        saw_nocert = 1;
-        break;
-      case SSL_R_UNEXPECTED_EOF_WHILE_READING:
-        saw_eof = 1;
-        break;
-      default:
-        break;
-      }
-    }
-    ERR_error_string_n(e, one, sizeof(one));
-    if (q[0] != '\0')
-      casl__tls_str_append(q, sizeof(q), "; ");
-    casl__tls_str_append(q, sizeof(q), one);
-    if ((flags & ERR_TXT_STRING) && data != NULL && data[0] != '\0') {
-      casl__tls_str_append(q, sizeof(q), " (");
-      casl__tls_str_append(q, sizeof(q), data);
-      casl__tls_str_append(q, sizeof(q), ")");
-    }
-  }
-  if (t->ocsp_failed)
-    return CASL_EVERIFY; /* its text says why (tls-verify.c) */
-  vr = SSL_get_verify_result(t->ssl);
-  if (saw_verify && vr != X509_V_OK) {
-    casl__strlcpy(casl__tls_err(t), "certificate verify failed: ", ERR_LEN);
-    casl__tls_str_append(casl__tls_err(t), ERR_LEN,
-                         X509_verify_cert_error_string(vr));
-    return CASL_EVERIFY;
-  }
-  if (saw_nocert) {
-    casl__strlcpy(casl__tls_err(t),
-                  "certificate verify failed: the peer did not return a "
-                  "certificate (one is required)",
-                  ERR_LEN);
-    return CASL_EVERIFY;
-  }
-  if (saw_eof || (sslerr == SSL_ERROR_SYSCALL && q[0] == '\0')) {
-    casl__strlcpy(casl__tls_err(t),
-                  t->hs_done ? "connection closed without a TLS close_notify "
-                               "(truncated)"
-                             : "connection closed during the TLS handshake",
-                  ERR_LEN);
-    if (q[0] != '\0') {
-      casl__tls_str_append(casl__tls_err(t), ERR_LEN, ": ");
-      casl__tls_str_append(casl__tls_err(t), ERR_LEN, q);
-    }
-    return t->hs_done ? CASL_ETRUNCATED : CASL_ETLSEOF;
-  }
-  if (sslerr == SSL_ERROR_ZERO_RETURN) {
-    casl__strlcpy(casl__tls_err(t), "the peer sent close_notify during the TLS handshake",
-                  ERR_LEN);
-    return CASL_ETLS;
-  }
-  if (q[0] != '\0')
-    casl__strlcpy(casl__tls_err(t), q, ERR_LEN);
-  else
-    snprintf(casl__tls_err(t), ERR_LEN, "TLS failure (SSL_get_error %d)", sslerr);
-  return CASL_ETLS;
-}
-
 /* A fatal error: emits pending alert bytes, then `error' (once). */
 static void fail(casl_tls *t, int code) {
   if (t->failed)
@@ -210,7 +134,7 @@ static void maybe_shutdown(casl_tls *t) {
   if (r < 0) {
     err = SSL_get_error(t->ssl, r);
     if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
-      fail(t, ssl_failure(t, err));
+      fail(t, casl__tls_failure(t, err));
       return;
     }
   }
@@ -257,7 +181,7 @@ static int write_held(casl_tls *t) {
         break;
       }
       t->in_write = 0;
-      fail(t, ssl_failure(t, err));
+      fail(t, casl__tls_failure(t, err));
       return 1;
     }
     t->retry_len = 0;
@@ -288,7 +212,7 @@ static int cache_alpn(casl_tls *t) {
   return 0;
 }
 
-/* An SSL_read/SSL_peek stopped with err (code: from ssl_failure, taken
+/* An SSL_read/SSL_peek stopped with err (code: from casl__tls_failure, taken
  * before any callback, for fatal errors). */
 static void read_stopped(casl_tls *t, int err, int code) {
   switch (err) {
@@ -352,7 +276,7 @@ static void pump(casl_tls *t) {
         t->cbs.sni(t->ud, t->server_name);
         return;
       default:
-        fail(t, ssl_failure(t, err));
+        fail(t, casl__tls_failure(t, err));
         return;
       }
     }
@@ -382,7 +306,7 @@ static void pump(casl_tls *t) {
     casl__tls_clear_errors();
     if (!SSL_peek_ex(t->ssl, &c, 1, &got)) {
       err = SSL_get_error(t->ssl, 0);
-      read_stopped(t, err, fatal(err) ? ssl_failure(t, err) : 0);
+      read_stopped(t, err, fatal(err) ? casl__tls_failure(t, err) : 0);
       break;
     }
     if (emit_pending(t))
@@ -404,7 +328,7 @@ static void pump(casl_tls *t) {
       if (!SSL_read_ex(t->ssl, buf + n, cap - n, &got)) {
         err = SSL_get_error(t->ssl, 0);
         if (fatal(err))
-          code = ssl_failure(t, err);
+          code = casl__tls_failure(t, err);
         break;
       }
       n += got;
@@ -592,7 +516,7 @@ int casl_tls_write(casl_tls *t, const char *buf, size_t len) {
         t->retry_len = n;
         break;
       }
-      fail(t, ssl_failure(t, err));
+      fail(t, casl__tls_failure(t, err));
       break;
     }
     buf += n;
@@ -714,14 +638,6 @@ void casl_tls_free(casl_tls *t) {
     return;
   }
   destroy(t);
-}
-
-const char *casl_tls_error(const casl_tls *t) {
-  if (t == NULL)
-    return "";
-  if (t->err_lost)
-    return "out of memory (the error's text could not be kept)";
-  return t->err != NULL ? t->err : "";
 }
 
 void *casl_tls_get_ud(const casl_tls *t) { return t != NULL ? t->ud : NULL; }

@@ -3,7 +3,9 @@
  * structures, byte buffers and error text.  The engine knows nothing of
  * libuv (it does not include loop-int.h).
  *
- *   tls-util.c       byte buffers, OpenSSL error text, one-time set-up
+ *   tls-util.c       byte buffers, one-time set-up
+ *   tls-error.c      OpenSSL's error queue as text, a context's and a
+ *                    connection's error text, what a failed SSL call means
  *   tls-config.c     contexts: creation, reference counts, protocol
  *                    options, ciphers, groups, versions
  *   tls-keypair.c    certificates and private keys (PEM, DER, PKCS#12)
@@ -163,10 +165,6 @@ int casl__tls_global_init(void);
 casl_tls *casl__tls_of(const SSL *ssl);
 /* Attaches t to its SSL, for casl__tls_of: 0, or CASL_ENOMEM. */
 int casl__tls_attach(casl_tls *t);
-/* Where to write t's error text (ERR_LEN bytes, NUL-terminated, made on
- * first use).  Out of memory it is a scratch buffer of this thread, and
- * casl_tls_error says the text was lost. */
-char *casl__tls_err(casl_tls *t);
 /* Empties this thread's OpenSSL error queue before an SSL call, so that
  * SSL_get_error sees only what the call left. */
 void casl__tls_clear_errors(void);
@@ -181,16 +179,31 @@ void casl__tbuf_free(struct buf *b);
 /* Called when a buffer is empty: keeps buffers up to keep bytes, frees
  * bigger ones. */
 void casl__tbuf_drained(struct buf *b, size_t keep);
+
+/* tls-error.c */
 /* Appends src to the NUL-terminated dst of capacity cap (truncating). */
 void casl__tls_str_append(char *dst, size_t cap, const char *src);
+/* What casl__tls_err_queue saw in the queue, besides its text. */
+#define CASL__TLS_SAW_VERIFY 1u /* certificate verify failed */
+#define CASL__TLS_SAW_NOCERT 2u /* the peer returned no certificate */
+#define CASL__TLS_SAW_EOF 4u    /* unexpected EOF */
 /* Appends OpenSSL's error queue (emptying it) to dst.  with_data also adds
- * the optional data strings (left out where a key is parsed). */
-void casl__tls_err_queue(char *dst, size_t cap, int with_data);
+ * the optional data strings (left out where a key is parsed).  Returns the
+ * CASL__TLS_SAW_* bits of the SSL reasons it held. */
+unsigned casl__tls_err_queue(char *dst, size_t cap, int with_data);
 /* Sets ctx's error text to what, then OpenSSL's queue; returns code. */
 int casl__tls_ctx_fail(casl_tls_ctx *ctx, int code, const char *what,
                        int with_data);
 /* Clears ctx's error text after a call that succeeded. */
 void casl__tls_ctx_ok(casl_tls_ctx *ctx);
+/* Where to write t's error text (ERR_LEN bytes, NUL-terminated, made on
+ * first use).  Out of memory it is a scratch buffer of this thread, and
+ * casl_tls_error says the text was lost. */
+char *casl__tls_err(casl_tls *t);
+/* The code and text (in t's error text) of a failed SSL call on t.  Call
+ * it right after SSL_get_error, before any callback can touch the error
+ * queue, which it empties. */
+int casl__tls_failure(casl_tls *t, int sslerr);
 
 /* tls-session.c */
 /* OpenSSL callbacks a context installs. */

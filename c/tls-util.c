@@ -1,6 +1,6 @@
 /*
- * tls-util.c -- what the TLS engine's files share: one-time set-up, byte
- * buffers and OpenSSL error text.
+ * tls-util.c -- what the TLS engine's files share: one-time set-up and byte
+ * buffers (error text: tls-error.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,18 +26,6 @@ casl_tls *casl__tls_of(const SSL *ssl) {
 
 int casl__tls_attach(casl_tls *t) {
   return SSL_set_ex_data(t->ssl, ssl_idx, t) ? 0 : CASL_ENOMEM;
-}
-
-char *casl__tls_err(casl_tls *t) {
-  static _Thread_local char scratch[ERR_LEN];
-  if (t->err == NULL && !t->err_lost) {
-    t->err = casl__malloc(ERR_LEN);
-    if (t->err != NULL)
-      t->err[0] = '\0';
-    else
-      t->err_lost = 1;
-  }
-  return t->err != NULL ? t->err : scratch;
 }
 
 /* ERR_clear_error walks the whole queue; peeking first keeps the common
@@ -189,48 +177,3 @@ void casl__tbuf_drained(struct buf *b, size_t keep) {
   if (b->cap > keep)
     casl__tbuf_free(b);
 }
-
-void casl__tls_str_append(char *dst, size_t cap, const char *src) {
-  size_t n = strlen(dst);
-  if (n + 1 < cap)
-    casl__strlcpy(dst + n, src, cap - n);
-}
-
-/* Appends OpenSSL's error queue (emptying it) to dst.  with_data also adds
- * the optional data strings (left out where a key is parsed). */
-void casl__tls_err_queue(char *dst, size_t cap, int with_data) {
-  unsigned long e;
-  const char *data;
-  int flags;
-  char one[256];
-  while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
-    ERR_error_string_n(e, one, sizeof(one));
-    if (dst[0] != '\0')
-      casl__tls_str_append(dst, cap, "; ");
-    casl__tls_str_append(dst, cap, one);
-    if (with_data && (flags & ERR_TXT_STRING) && data != NULL &&
-        data[0] != '\0') {
-      casl__tls_str_append(dst, cap, " (");
-      casl__tls_str_append(dst, cap, data);
-      casl__tls_str_append(dst, cap, ")");
-    }
-  }
-}
-
-int casl__tls_ctx_fail(casl_tls_ctx *ctx, int code, const char *what,
-                       int with_data) {
-  ctx->err[0] = '\0';
-  casl__strlcpy(ctx->err, what, sizeof(ctx->err));
-  if (ERR_peek_error() != 0) {
-    casl__tls_str_append(ctx->err, sizeof(ctx->err), ": ");
-    {
-      char q[ERR_LEN] = "";
-      casl__tls_err_queue(q, sizeof(q), with_data);
-      casl__tls_str_append(ctx->err, sizeof(ctx->err), q);
-    }
-  }
-  ERR_clear_error();
-  return code;
-}
-
-void casl__tls_ctx_ok(casl_tls_ctx *ctx) { ctx->err[0] = '\0'; }

@@ -418,7 +418,7 @@ static int check_staple(casl_tls *t, SSL *ssl) {
   if (OCSP_basic_verify(bs, SSL_get_peer_cert_chain(ssl),
                         SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), 0) <= 0) {
     char q[ERR_LEN] = "";
-    casl__tls_err_queue(q, sizeof(q), 0);
+    (void)casl__tls_err_queue(q, sizeof(q), 0);
     snprintf(why, sizeof(why),
              "the stapled OCSP response is not signed by the certificate's "
              "issuer or its responder (%.700s)",
