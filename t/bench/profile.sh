@@ -20,7 +20,7 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do conns="$conns $1"; shift; done
 [ -n "$conns" ] || conns="1 8"
 command -v perf >/dev/null 2>&1 || { echo "profile: perf is missing (sh t/install-deps.sh linux-perf)" >&2; exit 1; }
 [ -x "$TLSLOAD" ] || { echo "profile: no tlsload at $TLSLOAD (make bench builds it)" >&2; exit 1; }
-tmp=$(mktemp -d /tmp/casl-profile-XXXXXX)
+tmp=$(mktemp -d)
 spid=""
 cleanup() { [ -n "$spid" ] && kill -KILL "$spid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT

@@ -23,7 +23,7 @@
 #endif
 
 const char *test_certs_dir;
-static char certs_tmpl[] = "/tmp/casl-certs-XXXXXX";
+static char certs_tmpl[1024];
 static int made_certs;
 
 int test_certs_setup(void) {
@@ -32,7 +32,8 @@ int test_certs_setup(void) {
     test_certs_dir = getenv("CASL_TEST_CERTS");
   if (test_certs_dir != NULL && *test_certs_dir != '\0')
     return 0;
-  if (mkdtemp(certs_tmpl) == NULL) {
+  if (test_tmp_template(certs_tmpl, sizeof(certs_tmpl), "casl-certs") == NULL ||
+      mkdtemp(certs_tmpl) == NULL) {
     perror("mkdtemp");
     return -1;
   }
@@ -45,6 +46,19 @@ int test_certs_setup(void) {
   test_certs_dir = certs_tmpl;
   made_certs = 1;
   return 0;
+}
+
+char *test_tmp_template(char *buf, size_t cap, const char *prefix) {
+  const char *dir = getenv("TMPDIR");
+  int n;
+  if (dir == NULL || *dir == '\0')
+    dir = "/tmp";
+  n = snprintf(buf, cap, "%s/%s-", dir, prefix);
+  if (n < 0 || (size_t)n + 7 > cap)
+    return NULL;
+  memset(buf + n, 'X', 6);
+  buf[n + 6] = '\0';
+  return buf;
 }
 
 void test_certs_cleanup(void) {

@@ -36,6 +36,10 @@ void test_certs_cleanup(void);
 #define TEST_EXIT_SIGNAL 1000
 #define TEST_EXIT_HARNESS 2000
 int test_fork_run(int (*fn)(void), unsigned timeout);
+/* A template for mkdtemp/mkstemp in buf: $TMPDIR (else /tmp), then
+ * "/prefix-" and the six characters those calls replace.  Returns buf, or
+ * NULL when it does not fit in cap. */
+char *test_tmp_template(char *buf, size_t cap, const char *prefix);
 /* test_cert_path("ca.pem") -> "<certs dir>/ca.pem" (static buffer ring). */
 const char *test_cert_path(const char *file);
 /* Runs loop with an unreferenced guard timer of guard_id that fires after

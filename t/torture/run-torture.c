@@ -302,7 +302,7 @@ int main(int argc, char **argv) {
   unsigned timeout = 60;
   uint64_t max_runs = 0;
   int first = 1, verbose = 0;
-  char log_path[] = "/tmp/casl-torture-log-XXXXXX";
+  char log_path[1024];
   const scenario *s;
   int pass, warmed = 0;
   uint64_t at = 0;
@@ -368,7 +368,9 @@ int main(int argc, char **argv) {
     test_certs_cleanup();
     return result == SCN_BROKEN;
   }
-  log_fd = mkstemp(log_path);
+  log_fd = test_tmp_template(log_path, sizeof(log_path), "casl-torture-log")
+               ? mkstemp(log_path)
+               : -1;
   if (log_fd < 0) {
     perror("mkstemp");
     return 2;
