@@ -7,6 +7,7 @@
 #
 # Settings (environment):
 #   BENCH_N=3            runs per figure; each figure is their median
+#   BENCH_ECHO_N=5       runs of the echo-throughput figures and of openssl speed
 #   BENCH_DURATION=2     measured seconds per run (after BENCH_WARMUP=0.5)
 #   BENCH_IDLE_HOLD=2    seconds the idle connections are held
 #   BENCH_IDLE_CONNS="1000 10000"
@@ -17,8 +18,11 @@
 # generator to core 1, so the server's CPU use (from /proc, over the
 # measured window) is attributable; the figures that hold when the client
 # is the bottleneck are CPU per unit of work (server_mib_per_cpu_s,
-# server_us_per_hs, server_us_per_msg).  Idle-memory runs use a fresh
-# server each time.  Also measured: our server with :read-buffer :reuse
+# server_us_per_hs, server_us_per_msg).  The servers compared run side
+# by side and take turns within each round of runs (the order rotates
+# from round to round), so that a shared machine's drift over minutes
+# falls on all of them alike; `openssl speed` runs once per round of the
+# echo figures.  Idle-memory runs use a fresh server each time.  Also measured: our server with :read-buffer :reuse
 # (echo throughput), our server with two event loops on one port
 # (:reuse-port; server and load generator unpinned, sharing both cores),
 # `openssl speed` AES-256-GCM on core 0 (the crypto ceiling of an echo),
@@ -29,6 +33,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 N=${BENCH_N:-3}
+ECHO_N=${BENCH_ECHO_N:-5}
 DUR=${BENCH_DURATION:-2}
 WARM=${BENCH_WARMUP:-0.5}
 HOLD=${BENCH_IDLE_HOLD:-2}
@@ -102,10 +107,16 @@ mkdir -p "$certs"
 CA=$certs/ca.pem
 
 # ---- servers ---------------------------------------------------------------
-SPID=""; SPORT=""; SNAME=""
-start_server() {   # start_server NAME ecdsa|rsa: sets SPID, SPORT
-  SNAME=$1
-  local cert=$certs/ec.pem key=$certs/ec.key out=$tmp/server.out
+# Servers that are compared run side by side (each idle while another is
+# measured) and take turns within each round of runs, in an order that
+# rotates from round to round: a shared machine's speed drifts over
+# minutes, and measuring one server's runs after another's would put that
+# drift into the ratios.
+SPID=""; SPORT=""; SNAME=""; SKIND=""
+declare -A SPIDS=() SPORTS=()
+start_server() {   # start_server NAME ecdsa|rsa: sets SPID, SPORT (and SPIDS, SPORTS)
+  SNAME=$1; SKIND=$2
+  local cert=$certs/ec.pem key=$certs/ec.key out=$tmp/$1.out
   [ "$2" = rsa ] && { cert=$certs/rsa.pem; key=$certs/rsa.key; }
   : >"$out"
   case $1 in
@@ -125,6 +136,10 @@ start_server() {   # start_server NAME ecdsa|rsa: sets SPID, SPORT
     sleep 0.1
   done
   SPORT=$(awk '/^PORT /{print $2; exit}' "$out")
+  SPIDS[$1]=$SPID; SPORTS[$1]=$SPORT
+}
+use_server() {     # use_server NAME: the started server NAME becomes SPID, SPORT
+  SNAME=$1; SPID=${SPIDS[$1]}; SPORT=${SPORTS[$1]}
 }
 stop_server() {
   [ -n "$SPID" ] || return 0
@@ -133,7 +148,21 @@ stop_server() {
   local p rest=""
   for p in $pids; do [ "$p" = "$SPID" ] || rest="$rest $p"; done
   pids=$rest
+  unset "SPIDS[$SNAME]" "SPORTS[$SNAME]"
   SPID=""
+}
+start_servers() {  # start_servers ecdsa|rsa NAME...
+  local kind=$1 s; shift
+  for s in "$@"; do start_server "$s" "$kind"; done
+}
+stop_servers() {   # stops every server start_servers started
+  local s
+  for s in "${!SPIDS[@]}"; do use_server "$s"; stop_server; done
+}
+rotated() {        # rotated K WORD...: the words, starting from the Kth (mod their number)
+  local k=$1; shift
+  local a=("$@") i
+  for ((i = 0; i < $#; i++)); do printf '%s ' "${a[$(((i + k) % $#))]}"; done
 }
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null; }
 check_alive() {    # after a figure: a crashed server is recorded and restarted
@@ -142,12 +171,12 @@ check_alive() {    # after a figure: a crashed server is recorded and restarted
     echo "EVENT side=$SNAME figure=$1 server_died=1" >>"$raw"
     pids=$(for p in $pids; do [ "$p" = "$SPID" ] || printf ' %s' "$p"; done)
     SPID=""
-    start_server "$SNAME" "$2"
+    start_server "$SNAME" "$SKIND"
   fi
 }
 
 brief() {          # the figures of a RESULT line worth printing as progress
-  tr ' ' '\n' | grep -E '^(mibps|hps|p50_us|p99_us|established|kb_per_conn|errors|server_mib_per_cpu_s|server_us_per_hs|server_us_per_msg|client_mib_per_cpu_s|client_us_per_hs)=' | tr '\n' ' '
+  tr ' ' '\n' | grep -E '^(mibps|hps|p50_us|p99_us|established|kb_per_conn|errors|server_mib_per_cpu_s|server_us_per_hs|server_us_per_msg|client_mib_per_cpu_s|client_us_per_hs|aes_mb_s)=' | tr '\n' ' '
 }
 record() {         # record TAG: stdin holds a tool's output
   local line
@@ -160,29 +189,58 @@ tlsload() {        # tlsload TAG MODE ARGS...
   local tag=$1; shift
   timeout 180 $PIN_CLIENT "$TLSLOAD" "$@" $TLS_ARGS --server-pid "$SPID" 2>>"$tmp/tlsload.err" | record "$tag"
 }
+aes_ceiling() {    # aes_ceiling RUN: AES-256-GCM speed on the servers' core, the echo's crypto ceiling
+  local bps
+  bps=$($PIN_SERVER openssl speed -evp aes-256-gcm -bytes 16384 -seconds 2 2>/dev/null |
+        awk '$1 == "AES-256-GCM" { v = $NF; sub(/k$/, "", v); printf "%.0f", v * 1000 }')
+  if [ -n "$bps" ]; then
+    echo "EXTRA side=openssl figure=aes run=$1 aes_mb_s=$(awk -v b="$bps" 'BEGIN{printf "%.1f", b / 1e6}') ceiling_mib_s=$(awk -v b="$bps" 'BEGIN{printf "%.1f", b / 2 / 1048576}')" >>"$raw"
+    say "  openssl speed run=$1: $(awk -v b="$bps" 'BEGIN{printf "%.0f", b / 1e6}') MB/s"
+  fi
+}
 
-server_figures() { # server_figures NAME
-  local s=$1 r
-  say "== $s server"
-  start_server "$s" ecdsa
-  for r in $(seq "$N"); do
-    tlsload "side=$s figure=tput1 run=$r" throughput --port "$SPORT" --conns 1 --size 16384 --duration "$DUR" --warmup "$WARM"
-    tlsload "side=$s figure=tput8 run=$r" throughput --port "$SPORT" --conns 8 --size 16384 --duration "$DUR" --warmup "$WARM"
-    tlsload "side=$s figure=hs_ec_1 run=$r" handshake --port "$SPORT" --conns 1 --duration "$DUR" --warmup "$WARM"
-    tlsload "side=$s figure=hs_ec_16 run=$r" handshake --port "$SPORT" --conns 16 --duration "$DUR" --warmup "$WARM"
-    tlsload "side=$s figure=lat1 run=$r" latency --port "$SPORT" --conns 1 --size 64 --duration "$DUR" --warmup "$WARM"
-    tlsload "side=$s figure=lat100 run=$r" latency --port "$SPORT" --conns 100 --size 64 --duration "$DUR" --warmup "$WARM"
-    check_alive "the ECDSA figures" ecdsa
+ecdsa_figures() {  # ecdsa_figures SERVER...: echo, handshakes, latency; lisp-reuse: echo only
+  local r s
+  say "== echo servers with an ECDSA certificate, taking turns: $*"
+  start_servers ecdsa "$@"
+  for r in $(seq $((ECHO_N > N ? ECHO_N : N))); do
+    for s in $(rotated $((r - 1)) "$@"); do
+      use_server "$s"
+      if [ "$r" -le "$ECHO_N" ]; then
+        tlsload "side=$s figure=tput1 run=$r" throughput --port "$SPORT" --conns 1 --size 16384 --duration "$DUR" --warmup "$WARM"
+        tlsload "side=$s figure=tput8 run=$r" throughput --port "$SPORT" --conns 8 --size 16384 --duration "$DUR" --warmup "$WARM"
+      fi
+      if [ "$s" != lisp-reuse ] && [ "$r" -le "$N" ]; then
+        tlsload "side=$s figure=hs_ec_1 run=$r" handshake --port "$SPORT" --conns 1 --duration "$DUR" --warmup "$WARM"
+        tlsload "side=$s figure=hs_ec_16 run=$r" handshake --port "$SPORT" --conns 16 --duration "$DUR" --warmup "$WARM"
+        tlsload "side=$s figure=lat1 run=$r" latency --port "$SPORT" --conns 1 --size 64 --duration "$DUR" --warmup "$WARM"
+        tlsload "side=$s figure=lat100 run=$r" latency --port "$SPORT" --conns 100 --size 64 --duration "$DUR" --warmup "$WARM"
+      fi
+      check_alive "the ECDSA figures"
+    done
+    [ "$r" -le "$ECHO_N" ] && aes_ceiling "$r"
   done
-  stop_server
-  start_server "$s" rsa
+  stop_servers
+}
+
+rsa_figures() {    # rsa_figures SERVER...: full handshakes with an RSA-2048 certificate
+  local r s
+  say "== servers with an RSA certificate, taking turns: $*"
+  start_servers rsa "$@"
   for r in $(seq "$N"); do
-    tlsload "side=$s figure=hs_rsa_1 run=$r" handshake --port "$SPORT" --conns 1 --duration "$DUR" --warmup "$WARM"
-    tlsload "side=$s figure=hs_rsa_16 run=$r" handshake --port "$SPORT" --conns 16 --duration "$DUR" --warmup "$WARM"
-    check_alive "the RSA figures" rsa
+    for s in $(rotated $((r - 1)) "$@"); do
+      use_server "$s"
+      tlsload "side=$s figure=hs_rsa_1 run=$r" handshake --port "$SPORT" --conns 1 --duration "$DUR" --warmup "$WARM"
+      tlsload "side=$s figure=hs_rsa_16 run=$r" handshake --port "$SPORT" --conns 16 --duration "$DUR" --warmup "$WARM"
+      check_alive "the RSA figures"
+    done
   done
-  stop_server
-  local k before after est
+  stop_servers
+}
+
+idle_figures() {   # idle_figures SERVER: RSS per idle connection, a fresh server per run
+  local s=$1 k r before after est
+  say "== $s server: idle connections"
   for k in $IDLE_CONNS; do
     for r in $(seq "$N"); do
       start_server "$s" ecdsa
@@ -195,22 +253,10 @@ server_figures() { # server_figures NAME
       if [ -n "$after" ] && [ -n "$before" ] && [ "${est:-0}" -gt 0 ]; then
         echo "EXTRA side=$s figure=idle$k run=$r rss_after_close_kb=$after retained_kb_per_conn=$(awk -v a="$after" -v b="$before" -v n="$est" 'BEGIN{printf "%.1f", (a-b)/n}')" >>"$raw"
       fi
-      check_alive "idle$k" ecdsa
+      check_alive "idle$k"
       stop_server
     done
   done
-}
-
-reuse_figures() {  # our server with :read-buffer :reuse: echo throughput
-  local r
-  say "== lisp server, :read-buffer :reuse"
-  start_server lisp-reuse ecdsa
-  for r in $(seq "$N"); do
-    tlsload "side=lisp-reuse figure=tput1 run=$r" throughput --port "$SPORT" --conns 1 --size 16384 --duration "$DUR" --warmup "$WARM"
-    tlsload "side=lisp-reuse figure=tput8 run=$r" throughput --port "$SPORT" --conns 8 --size 16384 --duration "$DUR" --warmup "$WARM"
-    check_alive "the :read-buffer :reuse figures" ecdsa
-  done
-  stop_server
 }
 
 reuseport_figures() { # two loops on one port; nothing pinned (both cores shared)
@@ -220,22 +266,9 @@ reuseport_figures() { # two loops on one port; nothing pinned (both cores shared
   for r in $(seq "$N"); do
     timeout 180 "$TLSLOAD" handshake --port "$SPORT" --conns 16 --threads 2 --duration "$DUR" --warmup "$WARM" $TLS_ARGS --server-pid "$SPID" 2>>"$tmp/tlsload.err" | record "side=lisp-2loops figure=hs_ec_16 run=$r"
     timeout 180 "$TLSLOAD" throughput --port "$SPORT" --conns 8 --threads 2 --size 16384 --duration "$DUR" --warmup "$WARM" $TLS_ARGS --server-pid "$SPID" 2>>"$tmp/tlsload.err" | record "side=lisp-2loops figure=tput8 run=$r"
-    check_alive "the two-loop figures" ecdsa
+    check_alive "the two-loop figures"
   done
   stop_server
-}
-
-ceiling_figures() { # AES-256-GCM speed on the servers' core: the echo's crypto ceiling
-  local r bps
-  say "== openssl speed -evp aes-256-gcm (core 0)"
-  for r in $(seq "$N"); do
-    bps=$($PIN_SERVER openssl speed -evp aes-256-gcm -bytes 16384 -seconds 2 2>/dev/null |
-          awk '$1 == "AES-256-GCM" { v = $NF; sub(/k$/, "", v); printf "%.0f", v * 1000 }')
-    if [ -n "$bps" ]; then
-      echo "EXTRA side=openssl figure=aes run=$r aes_mb_s=$(awk -v b="$bps" 'BEGIN{printf "%.1f", b / 1e6}') ceiling_mib_s=$(awk -v b="$bps" 'BEGIN{printf "%.1f", b / 2 / 1048576}')" >>"$raw"
-      say "  openssl run=$r: $(awk -v b="$bps" 'BEGIN{printf "%.0f", b / 1e6}') MB/s"
-    fi
-  done
 }
 
 client_figures() { # against Node's tls echo server: our client, Node's, tlsload
@@ -254,21 +287,20 @@ client_figures() { # against Node's tls echo server: our client, Node's, tlsload
     timeout 120 $PIN_CLIENT sbcl --script "$here/lisp-client.lisp" handshake --conns 16 $common --ca-file "$CA" --ctx shared 2>>"$tmp/lisp-client.log" | record "side=lisp-client-shared figure=chs16 run=$r"
     timeout 120 $PIN_CLIENT node "$here/node-client.js" handshake --conns 16 $common --ca-file "$CA" 2>>"$tmp/node-client.log" | record "side=node-client figure=chs16 run=$r"
     timeout 120 $PIN_CLIENT "$TLSLOAD" handshake --conns 16 $common $TLS_ARGS --cafile "$CA" --servername localhost 2>>"$tmp/tlsload.err" | record "side=tlsload figure=chs16 run=$r"
-    check_alive "the client figures" ecdsa
+    check_alive "the client figures"
   done
   stop_server
 }
 
 # ---- the run ---------------------------------------------------------------
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-say "bench: N=$N, ${DUR} s per run after ${WARM} s warm-up, idle hold ${HOLD} s; pinning: $pinning"
+say "bench: N=$N (echo throughput: $ECHO_N), ${DUR} s per run after ${WARM} s warm-up, idle hold ${HOLD} s; pinning: $pinning"
 say "bench: load average before the run: $load_before"
-server_figures lisp
-reuse_figures
+compared="lisp"; [ $have_node = 1 ] && compared="$compared node"; [ $have_clplus = 1 ] && compared="$compared clplus"
+ecdsa_figures $(echo "$compared" | sed 's/^lisp/lisp lisp-reuse/')
+rsa_figures $compared
 reuseport_figures
-ceiling_figures
-[ $have_node = 1 ] && server_figures node
-[ $have_clplus = 1 ] && server_figures clplus
+for s in $compared; do idle_figures "$s"; done
 if [ $have_node = 1 ]; then
   client_figures
 else
@@ -301,7 +333,7 @@ clplus_v=$(dpkg-query -W -f='${Version}' cl-plus-ssl 2>/dev/null || echo "?")
   echo "- Code measured: commit $commit${dirty:+, with uncommitted changes in: $dirty}"
   echo "- Machine: $(nproc) CPUs, $cpu; Linux $(uname -r)"
   echo "- Versions: $sbcl_v; $ossl_v (ours and cl+ssl); libuv $uv_v (ours); $node_v; cl-plus-ssl $clplus_v (Debian); tlsload $("$TLSLOAD" --help 2>&1 | grep -o 'tlsload [0-9.]*' | head -1 | sed 's/tlsload //') "
-  echo "- Method: each figure is the median of N=$N runs of ${DUR} s (after ${WARM} s warm-up; idle: ${HOLD} s hold, a fresh server per run); pinning: $pinning; TLS 1.3, X25519, the servers' default cipher order (negotiated: see the raw file's cipher=); certificates: ECDSA P-256 or RSA-2048 leaf signed by a throwaway CA."
+  echo "- Method: each figure is the median of N=$N runs of ${DUR} s (echo throughput and \`openssl speed\`: $ECHO_N runs), after ${WARM} s warm-up; the servers compared run side by side and take turns within each round of runs, in an order that rotates from round to round (idle: ${HOLD} s hold, a fresh server per run); pinning: $pinning; TLS 1.3, X25519, the servers' default cipher order (negotiated: see the raw file's cipher=); certificates: ECDSA P-256 or RSA-2048 leaf signed by a throwaway CA."
   echo "- Load average before the run: $load_before; the run took ${elapsed} s."
   echo
 } >"$tmp/header.md"
