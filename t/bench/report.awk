@@ -6,7 +6,10 @@
 #
 # Each figure is the median over its runs.  Ratio columns are "ours
 # relative to the peer, > 1 means ours is better": ours/peer where higher
-# is better, peer/ours where lower is better.
+# is better, peer/ours where lower is better, taken run by run (run K of
+# ours against run K of the peer: run-bench.sh measures them one right
+# after the other) and the median of those; the ratio of the two medians
+# where the runs do not pair up.
 
 function median(list,    a, n, i, j, t) {
     n = split(list, a, " ")
@@ -31,6 +34,33 @@ function ratio(ours, peer, better) {
     if (better != "higher" && better != "lower") return ""
     return better == "higher" ? ours / peer : peer / ours
 }
+function pratio(us, peer, fig, metric, better,    k, rr, list, n) {
+    # the median of the run-by-run ratios of US and PEER (see the top)
+    list = ""; n = 0
+    for (k = 1; k <= maxrun; k++) {
+        if (!((us SUBSEP fig SUBSEP metric SUBSEP k) in pv)) continue
+        if (!((peer SUBSEP fig SUBSEP metric SUBSEP k) in pv)) continue
+        rr = ratio(pv[us SUBSEP fig SUBSEP metric SUBSEP k], pv[peer SUBSEP fig SUBSEP metric SUBSEP k], better)
+        if (rr != "") { list = list " " rr; n++ }
+    }
+    if (n > 0) return median(list)
+    return ratio(median(vals[us SUBSEP fig SUBSEP metric]), median(vals[peer SUBSEP fig SUBSEP metric]), better)
+}
+function ceiling_ratio(us, fig,    k, list, n) {
+    # ours over the AES ceiling of the same run (openssl speed runs between
+    # the echo figures of each run), median over the runs
+    list = ""; n = 0
+    for (k = 1; k <= maxrun; k++) {
+        if (!((us SUBSEP fig SUBSEP "server_mib_per_cpu_s" SUBSEP k) in pv)) continue
+        if (!(("openssl" SUBSEP "aes" SUBSEP "ceiling_mib_s" SUBSEP k) in pv)) continue
+        if (pv["openssl" SUBSEP "aes" SUBSEP "ceiling_mib_s" SUBSEP k] + 0 <= 0) continue
+        list = list " " pv[us SUBSEP fig SUBSEP "server_mib_per_cpu_s" SUBSEP k] / pv["openssl" SUBSEP "aes" SUBSEP "ceiling_mib_s" SUBSEP k]
+        n++
+    }
+    if (n > 0) return median(list)
+    if (ceiling == "" || ceiling + 0 <= 0) return ""
+    return median(vals[us SUBSEP fig SUBSEP "server_mib_per_cpu_s"]) / ceiling
+}
 function rtext(r) { return r == "" ? "–" : sprintf("%.2f", r) }
 function cell(side, fig, metric,    v, e, s) {
     v = median(vals[side SUBSEP fig SUBSEP metric])
@@ -38,7 +68,7 @@ function cell(side, fig, metric,    v, e, s) {
     if ((side SUBSEP fig) in errs) s = s " ⚠"
     return s
 }
-function one_target(spec, rn, rc, ours, nodev, clv,    kind, x, r, best, what) {
+function one_target(spec, rn, rc, ours, nodev, clv, rceil,    kind, x, r, best, what) {
     # one target: "node:X" / "clplus:X" (ours relative to that peer >= X),
     # "cpu_node:X" (ours <= X times Node's, lower is better), "cpu_best:X"
     # (ours <= X times the better peer's), "value:X" (ours <= X),
@@ -51,38 +81,40 @@ function one_target(spec, rn, rc, ours, nodev, clv,    kind, x, r, best, what) {
         return r == "" ? what ": n/a" : sprintf("%s: %s (%.2f)", what, r >= x ? "met" : "missed", r)
     }
     if (kind[1] == "cpu_node") {
+        # ours / node's CPU: 1 / (node's / ours)
         what = sprintf("≤ %.2f× node", x)
-        if (ours == "" || nodev == "" || nodev + 0 <= 0) return what ": n/a"
-        r = ours / nodev
+        if (rn == "" || rn + 0 <= 0) return what ": n/a"
+        r = 1 / rn
         return sprintf("%s: %s (%.2f×)", what, r <= x ? "met" : "missed", r)
     }
     if (kind[1] == "cpu_best") {
+        # against the better peer: the larger of ours / each peer's CPU
         what = sprintf("≤ %.2f× best peer", x)
-        best = nodev
-        if (clv != "" && (best == "" || clv + 0 < best + 0)) best = clv
-        if (ours == "" || best == "" || best + 0 <= 0) return what ": n/a"
-        r = ours / best
+        r = ""
+        if (rn != "" && rn + 0 > 0) r = 1 / rn
+        if (rc != "" && rc + 0 > 0 && (r == "" || 1 / rc > r)) r = 1 / rc
+        if (r == "") return what ": n/a"
         return sprintf("%s: %s (%.2f×)", what, r <= x ? "met" : "missed", r)
     }
     if (kind[1] == "value")
         return sprintf("≤ %s: %s", kind[2], ours == "" ? "n/a" : (ours <= x ? "met" : "missed"))
     if (kind[1] == "ceiling") {
         what = sprintf("≥ %.2f of the AES ceiling", x)
-        if (ours == "" || ceiling == "" || ceiling + 0 <= 0) return what ": n/a"
-        r = ours / ceiling
+        if (rceil == "") return what ": n/a"
+        r = rceil
         return sprintf("%s (%s MiB/s): %s (%.2f)", what, num(ceiling), r >= x ? "met" : "missed", r)
     }
     if (kind[1] == "ctx")
         return rn == "" ? sprintf("≥ %.2f: n/a", x) : sprintf("≥ %.2f: %s (%.4f)", x, rn >= x ? "met" : "missed", rn)
     return ""
 }
-function target_text(spec, rn, rc, ours, nodev, clv,    parts, n, i, out) {
+function target_text(spec, rn, rc, ours, nodev, clv, rceil,    parts, n, i, out) {
     # spec: targets joined by "&"
     if (spec == "") return ""
     n = split(spec, parts, "&")
     out = ""
     for (i = 1; i <= n; i++)
-        out = out (i > 1 ? "; " : "") one_target(parts[i], rn, rc, ours, nodev, clv)
+        out = out (i > 1 ? "; " : "") one_target(parts[i], rn, rc, ours, nodev, clv, rceil)
     return out
 }
 
@@ -142,8 +174,12 @@ $1 == "EXTRA" || $1 ~ /^side=/ {
     side = kv["side"]; fig = kv["figure"]
     for (k in kv) {
         if (k == "side" || k == "figure" || k == "run") continue
-        if (kv[k] ~ /^-?[0-9.]+$/) vals[side SUBSEP fig SUBSEP k] = vals[side SUBSEP fig SUBSEP k] " " kv[k]
+        if (kv[k] ~ /^-?[0-9.]+$/) {
+            vals[side SUBSEP fig SUBSEP k] = vals[side SUBSEP fig SUBSEP k] " " kv[k]
+            if ("run" in kv) pv[side SUBSEP fig SUBSEP k SUBSEP kv["run"]] = kv[k]
+        }
     }
+    if (kv["run"] + 0 > maxrun) maxrun = kv["run"] + 0
     if ($1 != "EXTRA") {
         runs[side SUBSEP fig]++
         if (kv["errors"] + 0 > 0) errs[side SUBSEP fig] += kv["errors"]
@@ -173,7 +209,7 @@ END {
           num(median(other)) " CPUs, max " num(maxother) "; " nbusy + 0 " of " nother + 0 " runs had more than 0.2 CPUs of it" \
           (nbusy + 0 > nother / 10 ? ": **the machine was busy part of the time; absolute rates and tail latencies of those runs are noisy, CPU per unit of work much less so** (the raw file has other_cpu for every run)." : ".")
     print ""
-    print "Ratio columns: **ours relative to the peer, > 1 means ours is better** (ours/peer where higher is better, peer/ours where lower is better). ⚠ marks a figure whose runs counted errors (see the notes below the tables)."
+    print "Ratio columns: **ours relative to the peer, > 1 means ours is better** (ours/peer where higher is better, peer/ours where lower is better), taken run by run (each run measures the servers one right after the other) and the median of those ratios, so they need not equal the ratio of the two medians shown; the AES-ceiling ratio likewise pairs each echo run with the `openssl speed` of the same run. ⚠ marks a figure whose runs counted errors (see the notes below the tables)."
     print ""
     print "## Servers (tlsload against each echo server)"
     print ""
@@ -185,12 +221,12 @@ END {
         o = median(vals[us SUBSEP f[1] SUBSEP f[2]])
         n = median(vals["node" SUBSEP f[1] SUBSEP f[2]])
         c = median(vals["clplus" SUBSEP f[1] SUBSEP f[2]])
-        rn = ratio(o, n, f[3]); rc = ratio(o, c, f[3])
+        rn = pratio(us, "node", f[1], f[2], f[3]); rc = pratio(us, "clplus", f[1], f[2], f[3])
         better = f[3]
         if (f[2] == "established") { better = "higher"; rn = ""; rc = "" }
         printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f[4], better, cell(us, f[1], f[2]),
             have["node"] ? cell("node", f[1], f[2]) : "skipped", have["clplus"] ? cell("clplus", f[1], f[2]) : "skipped",
-            rtext(rn), rtext(rc), target_text(f[6], rn, rc, o, n, c)
+            rtext(rn), rtext(rc), target_text(f[6], rn, rc, o, n, c, ceiling_ratio(us, f[1]))
         if (f[2] != "established")
             printf "\"%s\" %s %s\n", f[5], rn == "" ? "NaN" : rn, rc == "" ? "NaN" : rc >> pserver
     }
@@ -225,26 +261,26 @@ END {
         o = median(vals[us SUBSEP f[1] SUBSEP f[2]])
         n = median(vals["node-client" SUBSEP f[1] SUBSEP f[2]])
         t = median(vals["tlsload" SUBSEP f[1] SUBSEP f[2]])
-        rn = ratio(o, n, f[3]); rt = ratio(o, t, f[3])
+        rn = pratio(us, "node-client", f[1], f[2], f[3]); rt = pratio(us, "tlsload", f[1], f[2], f[3])
         printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f[4], f[3], cell(us, f[1], f[2]),
             have["node-client"] ? cell("node-client", f[1], f[2]) : "skipped", cell("tlsload", f[1], f[2]),
-            rtext(rn), rtext(rt), target_text(f[6], rn, "", o, n, "")
+            rtext(rn), rtext(rt), target_text(f[6], rn, "", o, n, "", "")
         printf "\"%s\" %s %s\n", f[5], rn == "" ? "NaN" : rn, rt == "" ? "NaN" : rt >> pclient
     }
     d = median(vals["lisp-client" SUBSEP "chs16" SUBSEP "hps"])
     s = median(vals["lisp-client-shared" SUBSEP "chs16" SUBSEP "hps"])
-    r = (d != "" && s != "" && s + 0 > 0) ? d / s : ""
+    r = pratio("lisp-client", "lisp-client-shared", "chs16", "hps", "higher")
     print ""
     cd = median(vals["lisp-client" SUBSEP "chs16" SUBSEP "client_us_per_hs"])
     cs = median(vals["lisp-client-shared" SUBSEP "chs16" SUBSEP "client_us_per_hs"])
-    rc = (cd != "" && cs != "" && cd + 0 > 0) ? cs / cd : ""
+    rc = pratio("lisp-client", "lisp-client-shared", "chs16", "client_us_per_hs", "lower")
     print "Trust store per connect: our client's full handshakes (16 conns, verifying) with default settings (`:ca-file` on every `tcp-ssl-connect`: the library's cached context) vs. with one `as-ssl:make-ssl-context` passed as `:ssl-ctx`.  Both ratios are about 1 when default settings cost nothing extra (no context made and no trust store loaded per connect; upstream made both per connect); the CPU ratio is the steadier one on a busy machine."
     print ""
     print "| default settings (hs/s) | shared :ssl-ctx (hs/s) | default / shared, hs/s | client CPU µs/hs, default | client CPU µs/hs, shared | shared / default, CPU µs | issue 6 target (hs/s within 10%) |"
     print "|---|---|---|---|---|---|---|"
     printf "| %s | %s | %s | %s | %s | %s | %s |\n", cell("lisp-client", "chs16", "hps"), cell("lisp-client-shared", "chs16", "hps"),
         rtext(r), cell("lisp-client", "chs16", "client_us_per_hs"), cell("lisp-client-shared", "chs16", "client_us_per_hs"),
-        rtext(rc), target_text("ctx:0.9", r, "", "", "", "")
+        rtext(rc), target_text("ctx:0.9", r, "", "", "", "", "")
     printf "\"ctx: default/shared hs/s\" %s NaN\n", r == "" ? "NaN" : r >> pclient
     printf "\"ctx: CPU per hs\" %s NaN\n", rc == "" ? "NaN" : rc >> pclient
     print ""

@@ -19,10 +19,11 @@
 # measured window) is attributable; the figures that hold when the client
 # is the bottleneck are CPU per unit of work (server_mib_per_cpu_s,
 # server_us_per_hs, server_us_per_msg).  The servers compared run side
-# by side and take turns within each round of runs (the order rotates
-# from round to round), so that a shared machine's drift over minutes
-# falls on all of them alike; `openssl speed` runs once per round of the
-# echo figures.  Idle-memory runs use a fresh server each time.  Also measured: our server with :read-buffer :reuse
+# by side and take turns: each run of a figure measures every server once,
+# one after the other (the order rotates from run to run), with `openssl
+# speed` between the two echo figures, so that a shared machine's drift
+# over minutes falls on all of them alike; report.awk's ratio columns are
+# the median of the per-run ratios.  Idle-memory runs use a fresh server each time.  Also measured: our server with :read-buffer :reuse
 # (echo throughput), our server with two event loops on one port
 # (:reuse-port; server and load generator unpinned, sharing both cores),
 # `openssl speed` AES-256-GCM on core 0 (the crypto ceiling of an echo),
@@ -108,10 +109,10 @@ CA=$certs/ca.pem
 
 # ---- servers ---------------------------------------------------------------
 # Servers that are compared run side by side (each idle while another is
-# measured) and take turns within each round of runs, in an order that
-# rotates from round to round: a shared machine's speed drifts over
-# minutes, and measuring one server's runs after another's would put that
-# drift into the ratios.
+# measured) and take turns: a run of a figure measures each of them once,
+# in an order that rotates from run to run.  A shared machine's speed
+# drifts over minutes; measuring one server's runs after another's would
+# put that drift into the ratios.
 SPID=""; SPORT=""; SNAME=""; SKIND=""
 declare -A SPIDS=() SPORTS=()
 start_server() {   # start_server NAME ecdsa|rsa: sets SPID, SPORT (and SPIDS, SPORTS)
@@ -199,41 +200,52 @@ aes_ceiling() {    # aes_ceiling RUN: AES-256-GCM speed on the servers' core, th
   fi
 }
 
-ecdsa_figures() {  # ecdsa_figures SERVER...: echo, handshakes, latency; lisp-reuse: echo only
-  local r s
+measure() {         # measure FIGURE RUN SERVER...: one run of FIGURE on each server in turn
+  local fig=$1 r=$2 s; shift 2
+  for s in "$@"; do
+    use_server "$s"
+    case $fig in
+      tput1) tlsload "side=$s figure=$fig run=$r" throughput --port "$SPORT" --conns 1 --size 16384 --duration "$DUR" --warmup "$WARM" ;;
+      tput8) tlsload "side=$s figure=$fig run=$r" throughput --port "$SPORT" --conns 8 --size 16384 --duration "$DUR" --warmup "$WARM" ;;
+      hs_ec_1 | hs_rsa_1) tlsload "side=$s figure=$fig run=$r" handshake --port "$SPORT" --conns 1 --duration "$DUR" --warmup "$WARM" ;;
+      hs_ec_16 | hs_rsa_16) tlsload "side=$s figure=$fig run=$r" handshake --port "$SPORT" --conns 16 --duration "$DUR" --warmup "$WARM" ;;
+      lat1) tlsload "side=$s figure=$fig run=$r" latency --port "$SPORT" --conns 1 --size 64 --duration "$DUR" --warmup "$WARM" ;;
+      lat100) tlsload "side=$s figure=$fig run=$r" latency --port "$SPORT" --conns 100 --size 64 --duration "$DUR" --warmup "$WARM" ;;
+    esac
+    check_alive "$fig"
+  done
+}
+
+ecdsa_figures() {  # ecdsa_figures SERVER...: echo (and its AES ceiling), handshakes, latency
+  local r order others
   say "== echo servers with an ECDSA certificate, taking turns: $*"
   start_servers ecdsa "$@"
   for r in $(seq $((ECHO_N > N ? ECHO_N : N))); do
-    for s in $(rotated $((r - 1)) "$@"); do
-      use_server "$s"
-      if [ "$r" -le "$ECHO_N" ]; then
-        tlsload "side=$s figure=tput1 run=$r" throughput --port "$SPORT" --conns 1 --size 16384 --duration "$DUR" --warmup "$WARM"
-        tlsload "side=$s figure=tput8 run=$r" throughput --port "$SPORT" --conns 8 --size 16384 --duration "$DUR" --warmup "$WARM"
-      fi
-      if [ "$s" != lisp-reuse ] && [ "$r" -le "$N" ]; then
-        tlsload "side=$s figure=hs_ec_1 run=$r" handshake --port "$SPORT" --conns 1 --duration "$DUR" --warmup "$WARM"
-        tlsload "side=$s figure=hs_ec_16 run=$r" handshake --port "$SPORT" --conns 16 --duration "$DUR" --warmup "$WARM"
-        tlsload "side=$s figure=lat1 run=$r" latency --port "$SPORT" --conns 1 --size 64 --duration "$DUR" --warmup "$WARM"
-        tlsload "side=$s figure=lat100 run=$r" latency --port "$SPORT" --conns 100 --size 64 --duration "$DUR" --warmup "$WARM"
-      fi
-      check_alive "the ECDSA figures"
-    done
-    [ "$r" -le "$ECHO_N" ] && aes_ceiling "$r"
+    order=$(rotated $((r - 1)) "$@")
+    if [ "$r" -le "$ECHO_N" ]; then
+      measure tput1 "$r" $order
+      aes_ceiling "$r"
+      measure tput8 "$r" $order
+    fi
+    if [ "$r" -le "$N" ]; then
+      others=$(printf '%s\n' $order | grep -vx lisp-reuse | tr '\n' ' ')
+      measure hs_ec_1 "$r" $others
+      measure hs_ec_16 "$r" $others
+      measure lat1 "$r" $others
+      measure lat100 "$r" $others
+    fi
   done
   stop_servers
 }
 
 rsa_figures() {    # rsa_figures SERVER...: full handshakes with an RSA-2048 certificate
-  local r s
+  local r order
   say "== servers with an RSA certificate, taking turns: $*"
   start_servers rsa "$@"
   for r in $(seq "$N"); do
-    for s in $(rotated $((r - 1)) "$@"); do
-      use_server "$s"
-      tlsload "side=$s figure=hs_rsa_1 run=$r" handshake --port "$SPORT" --conns 1 --duration "$DUR" --warmup "$WARM"
-      tlsload "side=$s figure=hs_rsa_16 run=$r" handshake --port "$SPORT" --conns 16 --duration "$DUR" --warmup "$WARM"
-      check_alive "the RSA figures"
-    done
+    order=$(rotated $((r - 1)) "$@")
+    measure hs_rsa_1 "$r" $order
+    measure hs_rsa_16 "$r" $order
   done
   stop_servers
 }
@@ -333,7 +345,7 @@ clplus_v=$(dpkg-query -W -f='${Version}' cl-plus-ssl 2>/dev/null || echo "?")
   echo "- Code measured: commit $commit${dirty:+, with uncommitted changes in: $dirty}"
   echo "- Machine: $(nproc) CPUs, $cpu; Linux $(uname -r)"
   echo "- Versions: $sbcl_v; $ossl_v (ours and cl+ssl); libuv $uv_v (ours); $node_v; cl-plus-ssl $clplus_v (Debian); tlsload $("$TLSLOAD" --help 2>&1 | grep -o 'tlsload [0-9.]*' | head -1 | sed 's/tlsload //') "
-  echo "- Method: each figure is the median of N=$N runs of ${DUR} s (echo throughput and \`openssl speed\`: $ECHO_N runs), after ${WARM} s warm-up; the servers compared run side by side and take turns within each round of runs, in an order that rotates from round to round (idle: ${HOLD} s hold, a fresh server per run); pinning: $pinning; TLS 1.3, X25519, the servers' default cipher order (negotiated: see the raw file's cipher=); certificates: ECDSA P-256 or RSA-2048 leaf signed by a throwaway CA."
+  echo "- Method: each figure is the median of N=$N runs of ${DUR} s (echo throughput and \`openssl speed\`: $ECHO_N runs), after ${WARM} s warm-up; the servers compared run side by side and take turns, each run of a figure measuring every server once in an order that rotates from run to run; ratios are the median of the per-run ratios (idle: ${HOLD} s hold, a fresh server per run); pinning: $pinning; TLS 1.3, X25519, the servers' default cipher order (negotiated: see the raw file's cipher=); certificates: ECDSA P-256 or RSA-2048 leaf signed by a throwaway CA."
   echo "- Load average before the run: $load_before; the run took ${elapsed} s."
   echo
 } >"$tmp/header.md"
