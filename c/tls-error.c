@@ -55,7 +55,6 @@ unsigned casl__tls_err_queue(char *dst, size_t cap, int with_data) {
 
 int casl__tls_ctx_fail(casl_tls_ctx *ctx, int code, const char *what,
                        int with_data) {
-  ctx->err[0] = '\0';
   casl__strlcpy(ctx->err, what, sizeof(ctx->err));
   if (ERR_peek_error() != 0) {
     char q[ERR_LEN] = "";

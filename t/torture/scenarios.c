@@ -23,7 +23,6 @@
 #include "cl-async-ssl.h"
 #include "scenarios.h"
 #include "test.h"
-#include "test.h"
 #include "torture.h"
 
 /* Ids. */
