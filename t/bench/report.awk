@@ -68,7 +68,7 @@ function cell(side, fig, metric,    v, e, s) {
     if ((side SUBSEP fig) in errs) s = s " ⚠"
     return s
 }
-function one_target(spec, rn, rc, ours, nodev, clv, rceil,    kind, x, r, best, what) {
+function one_target(spec, rn, rc, ours, rceil,    kind, x, r, what) {
     # one target: "node:X" / "clplus:X" (ours relative to that peer >= X),
     # "cpu_node:X" (ours <= X times Node's, lower is better), "cpu_best:X"
     # (ours <= X times the better peer's), "value:X" (ours <= X),
@@ -108,13 +108,13 @@ function one_target(spec, rn, rc, ours, nodev, clv, rceil,    kind, x, r, best, 
         return rn == "" ? sprintf("≥ %.2f: n/a", x) : sprintf("≥ %.2f: %s (%.4f)", x, rn >= x ? "met" : "missed", rn)
     return ""
 }
-function target_text(spec, rn, rc, ours, nodev, clv, rceil,    parts, n, i, out) {
+function target_text(spec, rn, rc, ours, rceil,    parts, n, i, out) {
     # spec: targets joined by "&"
     if (spec == "") return ""
     n = split(spec, parts, "&")
     out = ""
     for (i = 1; i <= n; i++)
-        out = out (i > 1 ? "; " : "") one_target(parts[i], rn, rc, ours, nodev, clv, rceil)
+        out = out (i > 1 ? "; " : "") one_target(parts[i], rn, rc, ours, rceil)
     return out
 }
 
@@ -219,14 +219,12 @@ END {
         split(S[i], f, "|")
         us = f[7] == "" ? "lisp" : f[7]
         o = median(vals[us SUBSEP f[1] SUBSEP f[2]])
-        n = median(vals["node" SUBSEP f[1] SUBSEP f[2]])
-        c = median(vals["clplus" SUBSEP f[1] SUBSEP f[2]])
         rn = pratio(us, "node", f[1], f[2], f[3]); rc = pratio(us, "clplus", f[1], f[2], f[3])
         better = f[3]
         if (f[2] == "established") { better = "higher"; rn = ""; rc = "" }
         printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f[4], better, cell(us, f[1], f[2]),
             have["node"] ? cell("node", f[1], f[2]) : "skipped", have["clplus"] ? cell("clplus", f[1], f[2]) : "skipped",
-            rtext(rn), rtext(rc), target_text(f[6], rn, rc, o, n, c, ceiling_ratio(us, f[1]))
+            rtext(rn), rtext(rc), target_text(f[6], rn, rc, o, ceiling_ratio(us, f[1]))
         if (f[2] != "established")
             printf "\"%s\" %s %s\n", f[5], rn == "" ? "NaN" : rn, rc == "" ? "NaN" : rc >> pserver
     }
@@ -259,20 +257,14 @@ END {
         split(C[i], f, "|")
         us = f[7] == "" ? "lisp-client" : f[7]
         o = median(vals[us SUBSEP f[1] SUBSEP f[2]])
-        n = median(vals["node-client" SUBSEP f[1] SUBSEP f[2]])
-        t = median(vals["tlsload" SUBSEP f[1] SUBSEP f[2]])
         rn = pratio(us, "node-client", f[1], f[2], f[3]); rt = pratio(us, "tlsload", f[1], f[2], f[3])
         printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f[4], f[3], cell(us, f[1], f[2]),
             have["node-client"] ? cell("node-client", f[1], f[2]) : "skipped", cell("tlsload", f[1], f[2]),
-            rtext(rn), rtext(rt), target_text(f[6], rn, "", o, n, "", "")
+            rtext(rn), rtext(rt), target_text(f[6], rn, "", o, "")
         printf "\"%s\" %s %s\n", f[5], rn == "" ? "NaN" : rn, rt == "" ? "NaN" : rt >> pclient
     }
-    d = median(vals["lisp-client" SUBSEP "chs16" SUBSEP "hps"])
-    s = median(vals["lisp-client-shared" SUBSEP "chs16" SUBSEP "hps"])
     r = pratio("lisp-client", "lisp-client-shared", "chs16", "hps", "higher")
     print ""
-    cd = median(vals["lisp-client" SUBSEP "chs16" SUBSEP "client_us_per_hs"])
-    cs = median(vals["lisp-client-shared" SUBSEP "chs16" SUBSEP "client_us_per_hs"])
     rc = pratio("lisp-client", "lisp-client-shared", "chs16", "client_us_per_hs", "lower")
     print "Trust store per connect: our client's full handshakes (16 conns, verifying) with default settings (`:ca-file` on every `tcp-ssl-connect`: the library's cached context) vs. with one `as-ssl:make-ssl-context` passed as `:ssl-ctx`.  Both ratios are about 1 when default settings cost nothing extra (no context made and no trust store loaded per connect; upstream made both per connect); the CPU ratio is the steadier one on a busy machine."
     print ""
@@ -280,7 +272,7 @@ END {
     print "|---|---|---|---|---|---|---|"
     printf "| %s | %s | %s | %s | %s | %s | %s |\n", cell("lisp-client", "chs16", "hps"), cell("lisp-client-shared", "chs16", "hps"),
         rtext(r), cell("lisp-client", "chs16", "client_us_per_hs"), cell("lisp-client-shared", "chs16", "client_us_per_hs"),
-        rtext(rc), target_text("ctx:0.9", r, "", "", "", "", "")
+        rtext(rc), target_text("ctx:0.9", r, "", "", "")
     printf "\"ctx: default/shared hs/s\" %s NaN\n", r == "" ? "NaN" : r >> pclient
     printf "\"ctx: CPU per hs\" %s NaN\n", rc == "" ? "NaN" : rc >> pclient
     print ""

@@ -23,7 +23,8 @@
 # one after the other (the order rotates from run to run), with `openssl
 # speed` between the two echo figures, so that a shared machine's drift
 # over minutes falls on all of them alike; report.awk's ratio columns are
-# the median of the per-run ratios.  Idle-memory runs use a fresh server each time.  Also measured: our server with :read-buffer :reuse
+# the median of the per-run ratios.  Idle-memory runs use a fresh server
+# each time.  Also measured: our server with :read-buffer :reuse
 # (echo throughput), our server with two event loops on one port
 # (:reuse-port; server and load generator unpinned, sharing both cores),
 # `openssl speed` AES-256-GCM on core 0 (the crypto ceiling of an echo),
@@ -211,6 +212,7 @@ measure() {         # measure FIGURE RUN SERVER...: one run of FIGURE on each se
       hs_ec_16 | hs_rsa_16) tlsload "side=$s figure=$fig run=$r" handshake --port "$SPORT" --conns 16 --duration "$DUR" --warmup "$WARM" ;;
       lat1) tlsload "side=$s figure=$fig run=$r" latency --port "$SPORT" --conns 1 --size 64 --duration "$DUR" --warmup "$WARM" ;;
       lat100) tlsload "side=$s figure=$fig run=$r" latency --port "$SPORT" --conns 100 --size 64 --duration "$DUR" --warmup "$WARM" ;;
+      *) die "measure: no figure $fig" ;;
     esac
     check_alive "$fig"
   done
@@ -309,7 +311,7 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "bench: N=$N (echo throughput: $ECHO_N), ${DUR} s per run after ${WARM} s warm-up, idle hold ${HOLD} s; pinning: $pinning"
 say "bench: load average before the run: $load_before"
 compared="lisp"; [ $have_node = 1 ] && compared="$compared node"; [ $have_clplus = 1 ] && compared="$compared clplus"
-ecdsa_figures $(echo "$compared" | sed 's/^lisp/lisp lisp-reuse/')
+ecdsa_figures lisp lisp-reuse ${compared#lisp}
 rsa_figures $compared
 reuseport_figures
 for s in $compared; do idle_figures "$s"; done
